@@ -1,0 +1,19 @@
+#include "core/main/kinds.h"
+
+#include <array>
+
+#include "core/controller/controller_kind.h"
+#include "core/discovery/discovery_kind.h"
+#include "core/router/router_kind.h"
+
+namespace canopy {
+
+std::span<const ProcessKind* const> coreKinds() {
+    // Discovery runs to completion first, so the controller validates against
+    // a complete module list; the router follows the controller, its peer.
+    static const std::array<const ProcessKind*, 3> kinds = {&kDiscoveryKind, &kControllerKind,
+                                                            &kRouterKind};
+    return kinds;
+}
+
+}  // namespace canopy

@@ -1,0 +1,49 @@
+#pragma once
+
+// Messages between Canopy processes. Every message starts with a fixed
+// 16-byte header; the payload follows; file descriptors ride along as
+// SCM_RIGHTS ancillary data of the message's first packet.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/base/unique_fd.h"
+
+namespace canopy {
+
+enum class MessageType : uint32_t {
+    Ping = 1,         // any process: answer Pong with the same stream and payload
+    Pong = 2,
+    ProcessCreated = 3,  // child -> main: setup returned CREATED, waiting for external setup
+    ProcessReady = 4,    // child -> main: setup done, start() is running
+    Continue = 5,        // main -> child: external setup done, go on
+    SetupFailed = 6,     // either way: setup failed; payload is the reason
+    Quit = 7,            // main -> child: finish what you do and exit
+    NewPort = 8,         // main -> child: a peer's port; payload "<kind> <pid>", fd: the socket
+    LogFile = 9,         // main -> child: the reopened log; fd: replaces stderr
+    ModulesReport = 10,  // discovery -> main: JSON report of modules found and skipped
+};
+
+std::string_view messageTypeName(MessageType type);
+
+struct MessageHeader {
+    uint32_t type;
+    uint32_t stream;  // correlates a reply with its request; 0 when unused
+    uint32_t flags;
+    uint32_t length;  // payload bytes in this packet
+};
+static_assert(sizeof(MessageHeader) == 16);
+
+// Set on every packet of a fragmented message but the last.
+constexpr uint32_t kMessageFlagMoreFragments = 1U << 0;
+
+struct Message {
+    MessageType type{};
+    uint32_t stream = 0;
+    std::string payload;
+    std::vector<UniqueFd> fds;  // received descriptors, owned by the message
+};
+
+}  // namespace canopy

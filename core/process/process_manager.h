@@ -1,0 +1,109 @@
+#pragma once
+
+// Main's side of the process model: forks processes of any kind, drives them
+// through CREATING -> CREATED -> READY, dispatches their messages, connects
+// peers, reaps them, restarts them by policy and stops them all.
+// Single-threaded: everything runs on main's event loop.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "core/base/result.h"
+#include "core/process/main_context.h"
+#include "core/process/process.h"
+
+namespace canopy {
+
+class ProcessManager {
+public:
+    explicit ProcessManager(MainContext& main);
+    ~ProcessManager();
+    ProcessManager(const ProcessManager&) = delete;
+    ProcessManager& operator=(const ProcessManager&) = delete;
+
+    // Starts the table's kinds in order (on-demand ones excepted), waiting
+    // for each run-to-completion kind to exit before starting the next.
+    // `booted` runs once every boot kind was started.
+    void boot(std::span<const ProcessKind* const> kinds, std::function<void()> booted = {});
+
+    // Forks one process of `kind`. The returned record lives until the
+    // process is reaped.
+    Result<Process*> start(const ProcessKind& kind);
+
+    // Sends QUIT to every process, waits up to `deadline` for all to exit,
+    // kills the rest, then calls `done`. No process is restarted after this.
+    void stopAll(std::chrono::milliseconds deadline, std::function<void()> done);
+    bool stopping() const { return stopping_; }
+
+    // Sends a message to every process that is READY.
+    void broadcast(MessageType type, std::string_view payload = {}, std::span<const int> fds = {});
+
+    std::vector<Process*> processes() const;
+    Process* find(pid_t pid) const;
+
+    // Observers, for logs and tests.
+    using StateListener = std::function<void(const Process&, ProcessState)>;
+    void onStateChange(StateListener listener) { state_listeners_.push_back(std::move(listener)); }
+    using ExitListener = std::function<void(const ProcessKind&, pid_t, int wait_status)>;
+    void onExit(ExitListener listener) { exit_listeners_.push_back(std::move(listener)); }
+
+    // Messages from a process that neither the generic rules nor its kind's
+    // main handlers take are passed here (tests use it); otherwise logged.
+    using MessageListener = std::function<void(Process&, Message&)>;
+    void onUnhandledMessage(MessageListener listener) { unhandled_listener_ = std::move(listener); }
+
+private:
+    struct Entry {
+        std::unique_ptr<Process> process;
+        std::unique_ptr<boost::asio::posix::stream_descriptor> readiness;
+    };
+
+    void watchSignals();
+    void waitForChildSignal();
+    void watchPort(Entry& entry);
+    void drainPort(pid_t pid);
+    void dispatch(Process& process, Message& message);
+    void setState(Process& process, ProcessState state);
+    void connectPeers(Process& process);
+    void reapChildren();
+    void handleExit(pid_t pid, int wait_status);
+    void scheduleRestart(const ProcessKind& kind, std::chrono::steady_clock::time_point started);
+    void continueBoot();
+    void finishStopIfDone();
+    [[noreturn]] void runChild(Process& process, Port child_port);
+
+    MainContext& main_;
+    std::map<pid_t, Entry> entries_;
+    uint64_t next_id_ = 1;
+    std::unique_ptr<boost::asio::posix::stream_descriptor> signal_watch_;
+
+    std::vector<const ProcessKind*> boot_kinds_;
+    size_t boot_next_ = 0;
+    pid_t boot_waiting_for_ = -1;
+    std::function<void()> booted_;
+
+    // Consecutive quick deaths per kind, for restart back-off.
+    std::map<const ProcessKind*, unsigned> quick_deaths_;
+    std::vector<std::unique_ptr<boost::asio::steady_timer>> restart_timers_;
+
+    bool stopping_ = false;
+    std::function<void()> stopped_;
+    std::unique_ptr<boost::asio::steady_timer> stop_timer_;
+
+    std::vector<StateListener> state_listeners_;
+    std::vector<ExitListener> exit_listeners_;
+    MessageListener unhandled_listener_;
+};
+
+}  // namespace canopy
