@@ -4,8 +4,8 @@
 
 function(canopy_apply_warnings target)
     target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow
-        -Wnon-virtual-dtor -Wcast-align -Wunused -Woverloaded-virtual
-        -Wformat=2 -Wimplicit-fallthrough
+        $<$<COMPILE_LANGUAGE:CXX>:-Wnon-virtual-dtor -Woverloaded-virtual>
+        -Wcast-align -Wunused -Wformat=2 -Wimplicit-fallthrough
         # Kind tables use designated initializers and leave optional hooks out.
         -Wno-missing-field-initializers)
     if(CANOPY_WERROR)
@@ -35,12 +35,16 @@ function(canopy_add_executable name)
     canopy_apply_warnings(${name})
 endfunction()
 
-# canopy_add_test(NAME SOURCES ... [LIBS ...] [DEFINITIONS ...] [LABELS ...] [TIMEOUT s])
-# A GoogleTest executable whose tests ctest lists one by one.
+# canopy_add_test(NAME SOURCES ... [LIBS ...] [DEFINITIONS ...] [LABEL unit|integration] [TIMEOUT s])
+# A GoogleTest executable whose tests ctest lists one by one, labelled for
+# `ctest -L` (one label: gtest_discover_tests drops the rest of a list).
 function(canopy_add_test name)
-    cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;LIBS;DEFINITIONS;LABELS" ${ARGN})
+    cmake_parse_arguments(ARG "" "TIMEOUT;LABEL" "SOURCES;LIBS;DEFINITIONS" ${ARGN})
     if(NOT ARG_TIMEOUT)
         set(ARG_TIMEOUT 60)
+    endif()
+    if(NOT ARG_LABEL)
+        set(ARG_LABEL unit)
     endif()
     add_executable(${name} ${ARG_SOURCES})
     target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
@@ -49,7 +53,7 @@ function(canopy_add_test name)
     canopy_apply_warnings(${name})
     gtest_discover_tests(${name}
         DISCOVERY_MODE PRE_TEST
-        PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}")
+        PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS ${ARG_LABEL})
 endfunction()
 
 # canopy_add_module(NAME SOURCES ... [OUTPUT_NAME name] [OUTPUT_DIR dir] [LIBS ...])

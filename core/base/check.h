@@ -12,9 +12,9 @@ namespace canopy {
 
 }  // namespace canopy
 
-#define CANOPY_CHECK(condition, message)                                  \
-    do {                                                                  \
-        if (!(condition)) [[unlikely]] {                                  \
+#define CANOPY_CHECK(condition, message)                                      \
+    do {                                                                      \
+        if (!(condition)) [[unlikely]] {                                      \
             ::canopy::checkFailed(__FILE__, __LINE__, #condition, (message)); \
-        }                                                                 \
+        }                                                                     \
     } while (false)

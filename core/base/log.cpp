@@ -31,9 +31,13 @@ std::optional<Level> parseLevel(std::string_view name) {
     return std::nullopt;
 }
 
-void setLevel(Level new_level) { current_level.store(new_level, std::memory_order_relaxed); }
+void setLevel(Level new_level) {
+    current_level.store(new_level, std::memory_order_relaxed);
+}
 
-Level level() { return current_level.load(std::memory_order_relaxed); }
+Level level() {
+    return current_level.load(std::memory_order_relaxed);
+}
 
 std::string formatLine(Level line_level, std::string_view message) {
     std::time_t now = std::time(nullptr);

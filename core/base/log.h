@@ -21,7 +21,9 @@ std::optional<Level> parseLevel(std::string_view name);
 // Lines above this level are dropped. Default: Info.
 void setLevel(Level level);
 Level level();
-inline bool enabled(Level line_level) { return line_level <= level(); }
+inline bool enabled(Level line_level) {
+    return line_level <= level();
+}
 
 // Formats one line without writing it; exposed for tests.
 std::string formatLine(Level level, std::string_view message);

@@ -1,13 +1,12 @@
 #include "core/controller/control_socket.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <cstring>
 #include <filesystem>
@@ -38,11 +37,12 @@ Result<UniqueFd> listenUnix(const std::string& path, unsigned mode, uid_t owner,
         }
         UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
         std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
-        if (probe && ::connect(probe.get(), reinterpret_cast<sockaddr*>(&address),
-                               sizeof(address)) == 0) {
-            return Error{fmt::format(
-                "another daemon is already listening on the control socket \"unix:{}\"", path),
-                         EADDRINUSE};
+        if (probe &&
+            ::connect(probe.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
+            return Error{
+                fmt::format("another daemon is already listening on the control socket \"unix:{}\"",
+                            path),
+                EADDRINUSE};
         }
         // Nobody answers: a socket left by a daemon that died.
     }
@@ -107,8 +107,8 @@ Result<InetAddress> splitInet(const std::string& address) {
 
 }  // namespace
 
-Result<ControlSocket> ControlSocket::listen(const std::string& address, unsigned mode,
-                                            uid_t owner, gid_t group) {
+Result<ControlSocket> ControlSocket::listen(const std::string& address, unsigned mode, uid_t owner,
+                                            gid_t group) {
     ControlSocket control;
     control.address_ = address;
     if (address.starts_with("unix:")) {
@@ -139,8 +139,8 @@ Result<ControlSocket> ControlSocket::listen(const std::string& address, unsigned
     addrinfo* found = nullptr;
     if (int status = ::getaddrinfo(parts->host.c_str(), parts->port.c_str(), &hints, &found);
         status != 0) {
-        return Error{fmt::format("invalid control address \"{}\": {}", address,
-                                 ::gai_strerror(status))};
+        return Error{
+            fmt::format("invalid control address \"{}\": {}", address, ::gai_strerror(status))};
     }
     std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> owned(found, ::freeaddrinfo);
     UniqueFd socket(::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));

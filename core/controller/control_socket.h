@@ -13,7 +13,7 @@
 namespace canopy {
 
 class ControlSocket {
-public:
+  public:
     // Listens on `address`: "unix:/path" (created atomically with `mode`;
     // refused when another daemon answers on it; a stale socket file is
     // replaced) or "IPv4:PORT", "[IPv6]:PORT", "*:PORT".
@@ -34,7 +34,7 @@ public:
     // object created.
     void close();
 
-private:
+  private:
     UniqueFd socket_;
     std::string address_;
     std::string path_;  // for a Unix socket

@@ -1,17 +1,15 @@
 #include "core/controller/controller_kind.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <fmt/format.h>
-
 #include <array>
-#include <memory>
-
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <memory>
 
 #include "core/base/build_info.h"
 #include "core/base/log.h"
@@ -43,7 +41,7 @@ std::string unavailableAnswer() {
 }
 
 class ControlConnection : public std::enable_shared_from_this<ControlConnection> {
-public:
+  public:
     ControlConnection(boost::asio::io_context& io, int fd) : stream_(io, fd), timer_(io) {}
 
     void start() {
@@ -56,7 +54,7 @@ public:
         readHead();
     }
 
-private:
+  private:
     void readHead() {
         stream_.async_read_some(
             boost::asio::buffer(chunk_),
@@ -77,12 +75,12 @@ private:
 
     void answer() {
         answer_ = unavailableAnswer();
-        boost::asio::async_write(stream_, boost::asio::buffer(answer_),
-                                 [self = shared_from_this()](const boost::system::error_code&,
-                                                             size_t) {
-                                     ::shutdown(self->stream_.native_handle(), SHUT_WR);
-                                     self->timer_.cancel();
-                                 });
+        boost::asio::async_write(
+            stream_, boost::asio::buffer(answer_),
+            [self = shared_from_this()](const boost::system::error_code&, size_t) {
+                ::shutdown(self->stream_.native_handle(), SHUT_WR);
+                self->timer_.cancel();
+            });
     }
 
     boost::asio::posix::stream_descriptor stream_;
@@ -93,7 +91,7 @@ private:
 };
 
 class ControlAcceptor {
-public:
+  public:
     ControlAcceptor(boost::asio::io_context& io, int listen_fd)
         : io_(io), listener_(io, ::dup(listen_fd)) {
         listener_.non_blocking(true);
@@ -117,21 +115,23 @@ public:
                              });
     }
 
-private:
+  private:
     boost::asio::io_context& io_;
     boost::asio::posix::stream_descriptor listener_;
 };
 
 Result<void> controllerInit(MainContext& main) {
     const auto& settings = main.settings();
-    auto socket = ControlSocket::listen(settings.control_address, settings.control_mode);
+    auto socket = ControlSocket::listen(settings.control_address, settings.control_mode,
+                                        settings.control_owner, settings.control_group);
     if (!socket) {
         return socket.error();
     }
     if (!socket->loopback()) {
-        log::warn("the control API listens on {}, which is not a loopback address: anyone who "
-                  "reaches it can reconfigure the server",
-                  settings.control_address);
+        log::warn(
+            "the control API listens on {}, which is not a loopback address: anyone who "
+            "reaches it can reconfigure the server",
+            settings.control_address);
     }
     main.setKindState(kName, std::make_shared<ControlSocket>(std::move(*socket)));
     return {};

@@ -1,11 +1,12 @@
 #include "core/main/daemon.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-#include <fmt/format.h>
-
+#include <array>
 #include <fstream>
 #include <sstream>
 
@@ -26,8 +27,8 @@ Result<void> prepareDirectory(const std::filesystem::path& directory, std::strin
     std::error_code ec;
     std::filesystem::create_directories(directory, ec);
     if (ec) {
-        return Error{fmt::format("cannot create the {} \"{}\": {}", what, directory.string(),
-                                 ec.message())};
+        return Error{
+            fmt::format("cannot create the {} \"{}\": {}", what, directory.string(), ec.message())};
     }
     return checkWritableDirectory(directory, what);
 }
@@ -44,26 +45,48 @@ Result<UniqueFd> openLogFile(const std::filesystem::path& file) {
     return fd;
 }
 
-Result<void> daemonize() {
+Result<UniqueFd> daemonize() {
+    std::array<int, 2> readiness{};
+    if (::pipe2(readiness.data(), O_CLOEXEC) != 0) {
+        return systemError("pipe()");
+    }
     pid_t pid = ::fork();
     if (pid < 0) {
         return systemError("fork()");
     }
     if (pid > 0) {
-        ::_exit(0);
+        ::close(readiness[1]);
+        char ready = 0;
+        ssize_t got = 0;
+        do {
+            got = ::read(readiness[0], &ready, 1);
+        } while (got < 0 && errno == EINTR);
+        if (got == 1) {
+            ::_exit(0);
+        }
+        int status = 0;
+        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
     }
+    ::close(readiness[0]);
     if (::setsid() < 0) {
         return systemError("setsid()");
     }
     ::umask(022);
-    UniqueFd null(::open("/dev/null", O_RDWR));
-    if (!null) {
-        return systemError("open(\"/dev/null\")");
+    return UniqueFd(readiness[1]);
+}
+
+void notifyReady(UniqueFd readiness) {
+    UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (null) {
+        ::dup2(null.get(), STDIN_FILENO);
+        ::dup2(null.get(), STDOUT_FILENO);
     }
-    if (::dup2(null.get(), STDIN_FILENO) < 0 || ::dup2(null.get(), STDOUT_FILENO) < 0) {
-        return systemError("dup2(\"/dev/null\")");
+    if (readiness) {
+        char ready = 1;
+        (void)::write(readiness.get(), &ready, 1);
     }
-    return {};
 }
 
 Result<void> writePidFile(const std::filesystem::path& file, pid_t pid) {

@@ -23,9 +23,16 @@ Result<void> checkWritableDirectory(const std::filesystem::path& directory, std:
 // Opens (creating it and its directory) the log file for appending.
 Result<UniqueFd> openLogFile(const std::filesystem::path& file);
 
-// Detaches: forks (the parent exits 0), starts a new session, sets umask 022
-// and points stdin and stdout at /dev/null.
-Result<void> daemonize();
+// Detaches: forks and starts a new session with umask 022 in the child. The
+// parent stays until the child calls notifyReady() (then it exits 0) or exits
+// itself (then it exits with the child's code), so whoever started canopyd
+// learns whether start-up worked. Returns, in the child, the descriptor to
+// notify through.
+Result<UniqueFd> daemonize();
+
+// Tells the waiting parent that start-up succeeded and points stdin and
+// stdout at /dev/null.
+void notifyReady(UniqueFd readiness);
 
 // Writes `pid` to `file` atomically, creating its directory.
 Result<void> writePidFile(const std::filesystem::path& file, pid_t pid);

@@ -1,19 +1,17 @@
 #include "core/main/main_process.h"
 
+#include <fmt/format.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fmt/format.h>
-
 #include <array>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <csignal>
 #include <cstring>
 #include <ostream>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 
 #include "core/base/build_info.h"
 #include "core/base/log.h"
@@ -46,7 +44,7 @@ std::string signalName(int signal_number) {
 // Reports a start-up failure where the user looks: the terminal that started
 // canopyd and the log.
 class StartupReporter {
-public:
+  public:
     StartupReporter() : terminal_(::dup(STDERR_FILENO)) {}
     ~StartupReporter() { detach(); }
 
@@ -65,7 +63,7 @@ public:
         }
     }
 
-private:
+  private:
     bool sameAsLog() const {
         struct stat terminal {};
         struct stat log {};
@@ -77,7 +75,7 @@ private:
 };
 
 class MainProcess {
-public:
+  public:
     MainProcess(boost::asio::io_context& io, RuntimeSettings settings,
                 std::span<const ProcessKind* const> kinds)
         : io_(io), main_(io, std::move(settings)), kinds_(kinds) {}
@@ -121,20 +119,20 @@ public:
 
     MainContext& context() { return main_; }
 
-private:
+  private:
     void waitForSignal() {
-        signals_->async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                             [this](const boost::system::error_code& ec) {
-                                 if (ec) {
-                                     return;
-                                 }
-                                 signalfd_siginfo info{};
-                                 while (::read(signals_->native_handle(), &info, sizeof(info)) ==
-                                        sizeof(info)) {
-                                     handleSignal(static_cast<int>(info.ssi_signo));
-                                 }
-                                 waitForSignal();
-                             });
+        signals_->async_wait(
+            boost::asio::posix::stream_descriptor::wait_read,
+            [this](const boost::system::error_code& ec) {
+                if (ec) {
+                    return;
+                }
+                signalfd_siginfo info{};
+                while (::read(signals_->native_handle(), &info, sizeof(info)) == sizeof(info)) {
+                    handleSignal(static_cast<int>(info.ssi_signo));
+                }
+                waitForSignal();
+            });
     }
 
     void handleSignal(int signal_number) {
@@ -150,9 +148,10 @@ private:
                 main_.processes().stopAll(kStopDeadline, [this] { io_.stop(); });
                 return;
             case SIGUSR1:
+                // Reopen first, so the line lands in the new file.
+                reopenLog();
                 log::notice("signal {} ({}) received, log files rotation", signal_number,
                             signalName(signal_number));
-                reopenLog();
                 return;
             default:
                 log::notice("signal {} ({}) received, ignoring", signal_number,
@@ -215,6 +214,20 @@ Result<RuntimeSettings> makeRuntimeSettings(const Options& options) {
         return Error{fmt::format("invalid --control-mode \"{}\": expected an octal mode like 0600",
                                  options.control_mode)};
     }
+    if (!options.control_user.empty()) {
+        auto owner = resolveCredentials(options.control_user, options.control_group);
+        if (!owner) {
+            return Error{"--control-user: " + owner.error().message};
+        }
+        settings.control_owner = owner->uid;
+        settings.control_group = owner->gid;
+    } else if (!options.control_group.empty()) {
+        auto group = resolveGroup(options.control_group);
+        if (!group) {
+            return Error{"--control-group: " + group.error().message};
+        }
+        settings.control_group = *group;
+    }
     if (::geteuid() == 0) {
         auto credentials = resolveCredentials(options.user, options.group);
         if (!credentials) {
@@ -234,6 +247,16 @@ int runDaemon(const Options& options, std::span<const ProcessKind* const> kinds,
     auto settings = makeRuntimeSettings(options);
     if (!settings) {
         return reporter.fail(settings.error().message);
+    }
+    // Detach first: the event loop's epoll and signalfd must belong to the
+    // process that runs it. The parent waits for the outcome of start-up.
+    UniqueFd readiness;
+    if (!options.no_daemon) {
+        auto detached = daemonize();
+        if (!detached) {
+            return reporter.fail(detached.error().message);
+        }
+        readiness = std::move(*detached);
     }
     if (!settings->log_file.empty()) {
         auto log_fd = openLogFile(settings->log_file);
@@ -258,12 +281,6 @@ int runDaemon(const Options& options, std::span<const ProcessKind* const> kinds,
         main_process.shutdownKinds();
         return reporter.fail(ready.error().message);
     }
-    if (!options.no_daemon) {
-        if (auto detached = daemonize(); !detached) {
-            main_process.shutdownKinds();
-            return reporter.fail(detached.error().message);
-        }
-    }
     pid_t pid = ::getpid();
     if (!settings->pid_file.empty()) {
         if (auto written = writePidFile(settings->pid_file, pid); !written) {
@@ -272,6 +289,9 @@ int runDaemon(const Options& options, std::span<const ProcessKind* const> kinds,
         }
     }
     reporter.detach();
+    if (!options.no_daemon) {
+        notifyReady(std::move(readiness));
+    }
 
     setProcessTitle(mainTitle(argc, argv));
     log::info("canopy {} started", build::kVersion);
@@ -333,8 +353,8 @@ int listModules(const Options& options, std::span<const ProcessKind* const> kind
         type_width = std::max(type_width, module.type.size());
         version_width = std::max(version_width, module.version.size());
     }
-    out << fmt::format("{:<{}}  {:<{}}  {:<5}  {}\n", "TYPE", type_width, "VERSION",
-                       version_width, "ABI", "FILE");
+    out << fmt::format("{:<{}}  {:<{}}  {:<5}  {}\n", "TYPE", type_width, "VERSION", version_width,
+                       "ABI", "FILE");
     for (const auto& module : modules) {
         out << fmt::format("{:<{}}  {:<{}}  {:<5}  {}\n", module.type, type_width, module.version,
                            version_width, fmt::format("{}.{}", module.abi_major, module.abi_minor),

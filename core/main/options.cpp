@@ -1,11 +1,10 @@
 #include "core/main/options.h"
 
-#include <CLI/CLI.hpp>
+#include <canopy/module.h>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <ostream>
-
-#include <canopy/module.h>
 
 #include "core/base/build_info.h"
 
@@ -62,7 +61,8 @@ CommandLine parseCommandLine(int argc, const char* const* argv, std::ostream& ou
         ->check(CLI::IsMember({"alert", "error", "warn", "notice", "info", "debug"}));
     app.add_option("--modulesdir", options.modules_dir, "directory of language modules")
         ->capture_default_str();
-    app.add_option("--statedir", options.state_dir, "directory of the state (configuration, certificates)")
+    app.add_option("--statedir", options.state_dir,
+                   "directory of the state (configuration, certificates)")
         ->capture_default_str();
     app.add_option("--tmpdir", options.tmp_dir, "directory of temporary files")
         ->capture_default_str();

@@ -117,11 +117,10 @@ Result<DiscoveryReport> parseDiscoveryReport(std::string_view text) {
             module.abi_major = item.at("abi").at("major").get<uint16_t>();
             module.abi_minor = item.at("abi").at("minor").get<uint16_t>();
             for (const auto& mount : item.at("mounts")) {
-                module.mounts.push_back({mount.at("src").get<std::string>(),
-                                         mount.at("dst").get<std::string>(),
-                                         mount.at("type").get<std::string>(),
-                                         mount.at("flags").get<uint64_t>(),
-                                         mount.at("data").get<std::string>()});
+                module.mounts.push_back(
+                    {mount.at("src").get<std::string>(), mount.at("dst").get<std::string>(),
+                     mount.at("type").get<std::string>(), mount.at("flags").get<uint64_t>(),
+                     mount.at("data").get<std::string>()});
             }
             module.schema = item.at("schema");
             report.modules.push_back(std::move(module));

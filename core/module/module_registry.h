@@ -5,12 +5,11 @@
 // an application's `type`.
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/base/result.h"
 
@@ -54,7 +53,7 @@ Result<DiscoveryReport> parseDiscoveryReport(std::string_view text);
 int compareVersions(std::string_view left, std::string_view right);
 
 class ModuleRegistry {
-public:
+  public:
     // Replaces the registry's content; keeps modules sorted by type, then by
     // version, newest first.
     void assign(std::vector<ModuleInfo> modules);
@@ -67,7 +66,7 @@ public:
     // match wins; nullptr when none matches.
     const ModuleInfo* find(std::string_view type_spec) const;
 
-private:
+  private:
     std::vector<ModuleInfo> modules_;
 };
 

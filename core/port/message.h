@@ -14,7 +14,7 @@
 namespace canopy {
 
 enum class MessageType : uint32_t {
-    Ping = 1,         // any process: answer Pong with the same stream and payload
+    Ping = 1,  // any process: answer Pong with the same stream and payload
     Pong = 2,
     ProcessCreated = 3,  // child -> main: setup returned CREATED, waiting for external setup
     ProcessReady = 4,    // child -> main: setup done, start() is running

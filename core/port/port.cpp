@@ -11,16 +11,26 @@ namespace canopy {
 
 std::string_view messageTypeName(MessageType type) {
     switch (type) {
-        case MessageType::Ping: return "PING";
-        case MessageType::Pong: return "PONG";
-        case MessageType::ProcessCreated: return "PROCESS_CREATED";
-        case MessageType::ProcessReady: return "PROCESS_READY";
-        case MessageType::Continue: return "CONTINUE";
-        case MessageType::SetupFailed: return "SETUP_FAILED";
-        case MessageType::Quit: return "QUIT";
-        case MessageType::NewPort: return "NEW_PORT";
-        case MessageType::LogFile: return "LOG_FILE";
-        case MessageType::ModulesReport: return "MODULES_REPORT";
+        case MessageType::Ping:
+            return "PING";
+        case MessageType::Pong:
+            return "PONG";
+        case MessageType::ProcessCreated:
+            return "PROCESS_CREATED";
+        case MessageType::ProcessReady:
+            return "PROCESS_READY";
+        case MessageType::Continue:
+            return "CONTINUE";
+        case MessageType::SetupFailed:
+            return "SETUP_FAILED";
+        case MessageType::Quit:
+            return "QUIT";
+        case MessageType::NewPort:
+            return "NEW_PORT";
+        case MessageType::LogFile:
+            return "LOG_FILE";
+        case MessageType::ModulesReport:
+            return "MODULES_REPORT";
     }
     return "UNKNOWN";
 }

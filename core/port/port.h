@@ -20,7 +20,7 @@
 namespace canopy {
 
 class Port {
-public:
+  public:
     // Payload bytes per packet; larger messages are fragmented.
     static constexpr size_t kMaxPacketPayload = 60 * 1024;
     // Descriptors one message may carry.
@@ -53,7 +53,7 @@ public:
     // Waits up to `timeout` for one whole message.
     Result<Message> receiveWait(std::chrono::milliseconds timeout);
 
-private:
+  private:
     UniqueFd socket_;
     std::mutex send_mutex_;
     std::optional<Message> partial_;  // fragments received so far

@@ -75,8 +75,8 @@ void ChildContext::watch(Watched& watched) {
                                       if (ec) {
                                           return;
                                       }
-                                      Watched* target = name == "main" ? main_watch_.get()
-                                                                       : nullptr;
+                                      Watched* target =
+                                          name == "main" ? main_watch_.get() : nullptr;
                                       if (target == nullptr) {
                                           auto found = peers_.find(name);
                                           if (found == peers_.end()) {
@@ -165,7 +165,9 @@ void ChildContext::dispatch(Watched& from, Message& message) {
               messageTypeName(message.type), from.name);
 }
 
-void ChildContext::forget(const std::string& name) { peers_.erase(name); }
+void ChildContext::forget(const std::string& name) {
+    peers_.erase(name);
+}
 
 void ChildContext::watchSignals() {
     sigset_t watched;

@@ -4,15 +4,14 @@
 // its port to main, the ports of its peers and an event loop that serves
 // them. Lives in the child only.
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 
 #include "core/port/port.h"
 #include "core/process/process_kind.h"
@@ -21,7 +20,7 @@
 namespace canopy {
 
 class ChildContext {
-public:
+  public:
     ChildContext(const ProcessKind& kind, const RuntimeSettings& settings, Port main_port,
                  std::string data, std::vector<int> inherited_fds);
     ~ChildContext();
@@ -54,7 +53,7 @@ public:
         peer_lost_handler_ = std::move(handler);
     }
 
-private:
+  private:
     struct Watched {
         std::string name;  // "main" or the peer's kind
         Port port;

@@ -1,10 +1,9 @@
 #include "core/process/credentials.h"
 
+#include <fmt/format.h>
 #include <grp.h>
 #include <pwd.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <vector>
 
@@ -26,14 +25,15 @@ Result<Credentials> resolveCredentials(const std::string& user, const std::strin
     group group_entry{};
     group* group_found = nullptr;
     if (group_name.empty()) {
-        status = ::getgrgid_r(credentials.gid, &group_entry, buffer.data(), buffer.size(),
-                              &group_found);
+        status =
+            ::getgrgid_r(credentials.gid, &group_entry, buffer.data(), buffer.size(), &group_found);
         credentials.group = (status == 0 && group_found != nullptr)
                                 ? std::string(group_entry.gr_name)
                                 : std::to_string(credentials.gid);
         return credentials;
     }
-    status = ::getgrnam_r(group_name.c_str(), &group_entry, buffer.data(), buffer.size(), &group_found);
+    status =
+        ::getgrnam_r(group_name.c_str(), &group_entry, buffer.data(), buffer.size(), &group_found);
     if (status != 0 || group_found == nullptr) {
         return Error{fmt::format("group \"{}\" not found", group_name)};
     }
@@ -42,12 +42,25 @@ Result<Credentials> resolveCredentials(const std::string& user, const std::strin
     return credentials;
 }
 
+Result<gid_t> resolveGroup(const std::string& group_name) {
+    std::vector<char> buffer(16384);
+    group group_entry{};
+    group* group_found = nullptr;
+    int status =
+        ::getgrnam_r(group_name.c_str(), &group_entry, buffer.data(), buffer.size(), &group_found);
+    if (status != 0 || group_found == nullptr) {
+        return Error{fmt::format("group \"{}\" not found", group_name)};
+    }
+    return group_entry.gr_gid;
+}
+
 Result<void> dropPrivileges(const std::optional<Credentials>& credentials) {
     if (!credentials) {
         return {};
     }
     if (::initgroups(credentials->user.c_str(), credentials->gid) != 0) {
-        return systemError(fmt::format("initgroups(\"{}\", {})", credentials->user, credentials->gid));
+        return systemError(
+            fmt::format("initgroups(\"{}\", {})", credentials->user, credentials->gid));
     }
     if (::setgid(credentials->gid) != 0) {
         return systemError(fmt::format("setgid({})", credentials->gid));

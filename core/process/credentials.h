@@ -11,6 +11,9 @@ namespace canopy {
 // primary group) against the system's databases.
 Result<Credentials> resolveCredentials(const std::string& user, const std::string& group_name);
 
+// Resolves a group name.
+Result<gid_t> resolveGroup(const std::string& group_name);
+
 // Switches the calling process to `credentials` (supplementary groups, gid,
 // uid, in that order). A no-op when `credentials` is empty.
 Result<void> dropPrivileges(const std::optional<Credentials>& credentials);

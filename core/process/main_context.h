@@ -4,12 +4,11 @@
 // the module registry, the process manager and per-kind state.
 
 #include <any>
+#include <boost/asio/io_context.hpp>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include <boost/asio/io_context.hpp>
 
 #include "core/module/module_registry.h"
 #include "core/process/runtime_settings.h"
@@ -19,7 +18,7 @@ namespace canopy {
 class ProcessManager;
 
 class MainContext {
-public:
+  public:
     MainContext(boost::asio::io_context& io, RuntimeSettings settings);
     ~MainContext();
     MainContext(const MainContext&) = delete;
@@ -50,7 +49,7 @@ public:
     }
     void clearKindState(std::string_view kind) { kind_state_.erase(std::string(kind)); }
 
-private:
+  private:
     boost::asio::io_context& io_;
     RuntimeSettings settings_;
     ModuleRegistry modules_;

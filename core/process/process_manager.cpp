@@ -1,10 +1,9 @@
 #include "core/process/process_manager.h"
 
+#include <fmt/format.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <algorithm>
 #include <csignal>
@@ -61,15 +60,21 @@ std::string describeExit(int wait_status) {
 
 std::string_view processStateName(ProcessState state) {
     switch (state) {
-        case ProcessState::Creating: return "CREATING";
-        case ProcessState::Created: return "CREATED";
-        case ProcessState::Ready: return "READY";
-        case ProcessState::Exited: return "EXITED";
+        case ProcessState::Creating:
+            return "CREATING";
+        case ProcessState::Created:
+            return "CREATED";
+        case ProcessState::Ready:
+            return "READY";
+        case ProcessState::Exited:
+            return "EXITED";
     }
     return "UNKNOWN";
 }
 
-ProcessManager::ProcessManager(MainContext& main) : main_(main) { watchSignals(); }
+ProcessManager::ProcessManager(MainContext& main) : main_(main) {
+    watchSignals();
+}
 
 ProcessManager::~ProcessManager() {
     for (auto& [pid, entry] : entries_) {
@@ -92,18 +97,18 @@ void ProcessManager::watchSignals() {
 }
 
 void ProcessManager::waitForChildSignal() {
-    signal_watch_->async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                              [this](const boost::system::error_code& ec) {
-                                  if (ec) {
-                                      return;
-                                  }
-                                  signalfd_siginfo info{};
-                                  while (::read(signal_watch_->native_handle(), &info,
-                                                sizeof(info)) == sizeof(info)) {
-                                  }
-                                  reapChildren();
-                                  waitForChildSignal();
-                              });
+    signal_watch_->async_wait(
+        boost::asio::posix::stream_descriptor::wait_read,
+        [this](const boost::system::error_code& ec) {
+            if (ec) {
+                return;
+            }
+            signalfd_siginfo info{};
+            while (::read(signal_watch_->native_handle(), &info, sizeof(info)) == sizeof(info)) {
+            }
+            reapChildren();
+            waitForChildSignal();
+        });
 }
 
 void ProcessManager::boot(std::span<const ProcessKind* const> kinds, std::function<void()> booted) {
@@ -285,8 +290,8 @@ void ProcessManager::dispatch(Process& process, Message& message) {
             if (finished) {
                 (void)process.port.send(MessageType::Continue);
             } else {
-                log::error("cannot finish setting up the {} process {}: {}", kind.name,
-                           process.pid, finished.error().message);
+                log::error("cannot finish setting up the {} process {}: {}", kind.name, process.pid,
+                           finished.error().message);
                 (void)process.port.send(MessageType::SetupFailed, finished.error().message);
             }
             return;
@@ -342,11 +347,10 @@ void ProcessManager::connectPeers(Process& process) {
         }
         std::array<int, 1> to_process = {ports->first.fd()};
         std::array<int, 1> to_other = {ports->second.fd()};
-        auto first = process.port.send(MessageType::NewPort,
-                                       fmt::format("{} {}", other.kind->name, other.pid), to_process);
-        auto second = other.port.send(MessageType::NewPort,
-                                      fmt::format("{} {}", process.kind->name, process.pid),
-                                      to_other);
+        auto first = process.port.send(
+            MessageType::NewPort, fmt::format("{} {}", other.kind->name, other.pid), to_process);
+        auto second = other.port.send(
+            MessageType::NewPort, fmt::format("{} {}", process.kind->name, process.pid), to_other);
         if (!first || !second) {
             log::warn("cannot announce the {} and {} processes to each other", process.kind->name,
                       other.kind->name);
@@ -415,8 +419,8 @@ void ProcessManager::scheduleRestart(const ProcessKind& kind,
     quick = std::chrono::steady_clock::now() - started < kQuickDeath ? quick + 1 : 0;
     std::chrono::milliseconds delay(0);
     if (quick > 0) {
-        delay = std::min<std::chrono::milliseconds>(kFirstRestartDelay * (1U << std::min(quick - 1, 10U)),
-                                                    kMaxRestartDelay);
+        delay = std::min<std::chrono::milliseconds>(
+            kFirstRestartDelay * (1U << std::min(quick - 1, 10U)), kMaxRestartDelay);
         log::warn("the {} process keeps exiting; restarting it in {} ms", kind.name, delay.count());
     }
     auto timer = std::make_unique<boost::asio::steady_timer>(main_.io(), delay);

@@ -7,6 +7,9 @@
 
 #include <sys/types.h>
 
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -15,10 +18,6 @@
 #include <string_view>
 #include <vector>
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/steady_timer.hpp>
-
 #include "core/base/result.h"
 #include "core/process/main_context.h"
 #include "core/process/process.h"
@@ -26,7 +25,7 @@
 namespace canopy {
 
 class ProcessManager {
-public:
+  public:
     explicit ProcessManager(MainContext& main);
     ~ProcessManager();
     ProcessManager(const ProcessManager&) = delete;
@@ -63,7 +62,7 @@ public:
     using MessageListener = std::function<void(Process&, Message&)>;
     void onUnhandledMessage(MessageListener listener) { unhandled_listener_ = std::move(listener); }
 
-private:
+  private:
     struct Entry {
         std::unique_ptr<Process> process;
         std::unique_ptr<boost::asio::posix::stream_descriptor> readiness;

@@ -72,34 +72,34 @@ struct canopy_task {
     /* sizeof(canopy_task_t) as the host built it. */
     size_t size;
     /* Host-private state; modules must not touch it. */
-    void *host_context;
+    void* host_context;
     /* Writes one line to the server log with the process's prefix. `message`
      * is copied before the call returns. Safe from any thread. */
-    void (*host_log)(canopy_task_t *task, canopy_log_level_t level, const char *message);
+    void (*host_log)(canopy_task_t* task, canopy_log_level_t level, const char* message);
 };
 
 /* A path the runtime needs inside an isolated root filesystem. */
 typedef struct canopy_mount {
-    const char *source;     /* host path, e.g. "/usr/lib/python3.11" */
-    const char *target;     /* path inside the rootfs; NULL means same as source */
-    const char *fs_type;    /* "bind", "tmpfs", "proc", ... */
-    uint64_t flags;         /* MS_* flags for mount(2) */
-    const char *data;       /* fs-specific options, or NULL */
+    const char* source;  /* host path, e.g. "/usr/lib/python3.11" */
+    const char* target;  /* path inside the rootfs; NULL means same as source */
+    const char* fs_type; /* "bind", "tmpfs", "proc", ... */
+    uint64_t flags;      /* MS_* flags for mount(2) */
+    const char* data;    /* fs-specific options, or NULL */
 } canopy_mount_t;
 
 /* The process the hook runs in, as the host describes it. */
 typedef struct canopy_process {
-    size_t size;            /* sizeof(canopy_process_t) as the host built it */
-    const char *app_name;   /* the application's name in the configuration */
-    int pid;                /* the process's pid as the host sees it */
+    size_t size;          /* sizeof(canopy_process_t) as the host built it */
+    const char* app_name; /* the application's name in the configuration */
+    int pid;              /* the process's pid as the host sees it */
 } canopy_process_t;
 
 /* An application's configuration as given to `setup` and `start`. */
 typedef struct canopy_app_conf {
-    size_t size;            /* sizeof(canopy_app_conf_t) as the host built it */
-    const char *app_name;   /* NUL-terminated */
-    const char *json;       /* the application's object, validated against
-                             * the module's schema; NUL-terminated */
+    size_t size;          /* sizeof(canopy_app_conf_t) as the host built it */
+    const char* app_name; /* NUL-terminated */
+    const char* json;     /* the application's object, validated against
+                           * the module's schema; NUL-terminated */
     size_t json_length;
 } canopy_app_conf_t;
 
@@ -109,34 +109,34 @@ typedef struct canopy_app_conf {
  * may prepare what all workers share (resolve paths, preload code). Returns
  * CANOPY_OK or CANOPY_ERROR after logging the reason through task->host_log.
  */
-typedef int (*canopy_setup_fn)(canopy_task_t *task, const canopy_process_t *process,
-                               const canopy_app_conf_t *conf);
+typedef int (*canopy_setup_fn)(canopy_task_t* task, const canopy_process_t* process,
+                               const canopy_app_conf_t* conf);
 
 /*
  * start: runs in each worker process and serves requests until the host asks
  * it to stop; its return value becomes the process's exit code.
  */
-typedef int (*canopy_start_fn)(canopy_task_t *task, const canopy_app_conf_t *conf);
+typedef int (*canopy_start_fn)(canopy_task_t* task, const canopy_app_conf_t* conf);
 
 typedef struct canopy_module {
     /* ---- ABI 1.0 ---- */
-    uint32_t size;          /* sizeof(canopy_module_t) as the module built it */
-    uint16_t abi_major;     /* CANOPY_MODULE_ABI_MAJOR */
-    uint16_t abi_minor;     /* CANOPY_MODULE_ABI_MINOR */
-    const char *type;       /* language name: "python", "ruby", "java", ...;
-                             * lower-case letters, digits, '-' and '_' */
-    const char *version;    /* runtime version, e.g. "3.11.2" */
-    const canopy_mount_t *mounts;
+    uint32_t size;       /* sizeof(canopy_module_t) as the module built it */
+    uint16_t abi_major;  /* CANOPY_MODULE_ABI_MAJOR */
+    uint16_t abi_minor;  /* CANOPY_MODULE_ABI_MINOR */
+    const char* type;    /* language name: "python", "ruby", "java", ...;
+                          * lower-case letters, digits, '-' and '_' */
+    const char* version; /* runtime version, e.g. "3.11.2" */
+    const canopy_mount_t* mounts;
     size_t mount_count;
     /* JSON Schema (a JSON object, as text) for the application keys this
      * module adds to the common ones (type, processes, user, ...). */
-    const char *config_schema;
-    canopy_setup_fn setup;  /* may be NULL */
-    canopy_start_fn start;  /* required */
+    const char* config_schema;
+    canopy_setup_fn setup; /* may be NULL */
+    canopy_start_fn start; /* required */
 
     /* ---- ABI 1.1 ---- */
     /* One line for humans, e.g. "CPython 3.11.2: WSGI and ASGI"; may be NULL. */
-    const char *description;
+    const char* description;
 } canopy_module_t;
 
 /* Size of the descriptor of each minor, for hosts reading older modules. */

@@ -3,10 +3,9 @@
 
 #include "core/process/process_manager.h"
 
+#include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
-
-#include <gtest/gtest.h>
 
 #include <array>
 #include <csignal>
@@ -33,9 +32,15 @@ void report(ChildContext& child, const std::string& text) {
     (void)child.mainPort().send(kReport, text);
 }
 
-Result<ProcessState> setupReady(ChildContext&) { return ProcessState::Ready; }
-Result<ProcessState> setupCreated(ChildContext&) { return ProcessState::Created; }
-int serve(ChildContext& child) { return child.run(); }
+Result<ProcessState> setupReady(ChildContext&) {
+    return ProcessState::Ready;
+}
+Result<ProcessState> setupCreated(ChildContext&) {
+    return ProcessState::Created;
+}
+int serve(ChildContext& child) {
+    return child.run();
+}
 
 // A kind whose setup cannot finish on its own: main lowers its open-file
 // limit from outside, as it would write uid/gid maps for a user namespace.
@@ -64,7 +69,9 @@ const ProcessKind kExternalSetupKind = {
     .start = reportLimit,
 };
 
-Result<void> refuseFromMain(MainContext&, Process&) { return Error{"no uid map for you"}; }
+Result<void> refuseFromMain(MainContext&, Process&) {
+    return Error{"no uid map for you"};
+}
 const ProcessKind kRefusedKind = {
     .name = "refused",
     .title = "canopy-test: refused",
@@ -73,7 +80,9 @@ const ProcessKind kRefusedKind = {
     .start = serve,
 };
 
-Result<ProcessState> setupFails(ChildContext&) { return Error{"the module would not load"}; }
+Result<ProcessState> setupFails(ChildContext&) {
+    return Error{"the module would not load"};
+}
 const ProcessKind kSetupFailsKind = {
     .name = "broken",
     .title = "canopy-test: broken",
@@ -166,7 +175,7 @@ struct Event {
 };
 
 class ProcessManagerTest : public ::testing::Test {
-protected:
+  protected:
     ProcessManagerTest() : main_(io_, makeSettings()) {
         processes().onStateChange([this](const Process& process, ProcessState state) {
             events_.push_back({std::string(process.kind->name), process.pid,
@@ -177,11 +186,10 @@ protected:
             last_status_[std::string(kind.name)] = status;
         });
         processes().onUnhandledMessage([this](Process& process, Message& message) {
-            std::string what = message.type == kReport ? "report " + message.payload
-                                                       : "message " +
-                                                             std::string(messageTypeName(
-                                                                 message.type)) +
-                                                             " " + message.payload;
+            std::string what = message.type == kReport
+                                   ? "report " + message.payload
+                                   : "message " + std::string(messageTypeName(message.type)) + " " +
+                                         message.payload;
             events_.push_back({std::string(process.kind->name), process.pid, what});
         });
     }
