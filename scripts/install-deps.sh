@@ -10,6 +10,7 @@ packages=(
     googletest libgtest-dev libgmock-dev
     python3 python3-dev python3-pytest
     procps curl clang-format
+    json-schema-test-suite openssl
 )
 
 missing=()
