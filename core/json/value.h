@@ -31,23 +31,28 @@ struct Number {
     std::optional<int64_t> integer() const;
 };
 
+// GCC's -Wshadow takes the enumerators Array and Object for shadows of the
+// aliases above, though a scoped enum's names never clash with them.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
 enum class Type { Null, Boolean, Number, String, Array, Object };
+#pragma GCC diagnostic pop
 
 class Value {
-public:
-    Value() = default;  // null
-    Value(std::nullptr_t) {}                 // NOLINT: implicit by design
-    Value(bool value) : data_(value) {}      // NOLINT
-    Value(int value);                        // NOLINT
-    Value(int64_t value);                    // NOLINT
-    Value(uint64_t value);                   // NOLINT
-    Value(double value);                     // NOLINT
-    Value(Number value) : data_(std::move(value)) {}       // NOLINT
-    Value(std::string value) : data_(std::move(value)) {}  // NOLINT
+  public:
+    Value() = default;                                            // null
+    Value(std::nullptr_t) {}                                      // NOLINT: implicit by design
+    Value(bool value) : data_(value) {}                           // NOLINT
+    Value(int value);                                             // NOLINT
+    Value(int64_t value);                                         // NOLINT
+    Value(uint64_t value);                                        // NOLINT
+    Value(double value);                                          // NOLINT
+    Value(Number value) : data_(std::move(value)) {}              // NOLINT
+    Value(std::string value) : data_(std::move(value)) {}         // NOLINT
     Value(std::string_view value) : data_(std::string(value)) {}  // NOLINT
     Value(const char* value) : data_(std::string(value)) {}       // NOLINT
-    Value(Array value);                      // NOLINT
-    Value(Object value);                     // NOLINT
+    Value(Array value);                                           // NOLINT
+    Value(Object value);                                          // NOLINT
 
     static Value object() { return Value(Object{}); }
     static Value array() { return Value(Array{}); }
@@ -87,7 +92,7 @@ public:
     // not.
     bool operator==(const Value& other) const;
 
-private:
+  private:
     // Value semantics: a copy is independent of its original.
     using Data = std::variant<std::monostate, bool, Number, std::string, Array, Object>;
     Data data_;
@@ -99,10 +104,10 @@ struct Member {
 };
 
 struct ParseError {
-    std::string detail;                 // what is wrong, for the "detail" of an answer
-    size_t offset = 0;                  // bytes from the start, after a BOM
-    std::optional<size_t> line;         // 1-based; absent when the prefix is not valid UTF-8
-    std::optional<size_t> column;       // 1-based, in UTF-8 characters
+    std::string detail;            // what is wrong, for the "detail" of an answer
+    size_t offset = 0;             // bytes from the start, after a BOM
+    std::optional<size_t> line;    // 1-based; absent when the prefix is not valid UTF-8
+    std::optional<size_t> column;  // 1-based, in UTF-8 characters
 };
 
 // Parses Unit's dialect: optional UTF-8 BOM, // and /* */ comments, trailing

@@ -200,6 +200,7 @@ Result<RuntimeSettings> makeRuntimeSettings(const Options& options) {
     settings.tmp_dir = absolute(options.tmp_dir);
     settings.log_file = absolute(options.log_file);
     settings.pid_file = absolute(options.pid_file);
+    settings.initial_config = absolute(options.config_file);
     settings.control_address = options.control;
     if (settings.control_address.starts_with("unix:")) {
         settings.control_address = "unix:" + absolute(settings.control_address.substr(5)).string();

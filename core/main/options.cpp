@@ -66,6 +66,8 @@ CommandLine parseCommandLine(int argc, const char* const* argv, std::ostream& ou
         ->capture_default_str();
     app.add_option("--tmpdir", options.tmp_dir, "directory of temporary files")
         ->capture_default_str();
+    app.add_option("--config", options.config_file,
+                   "configuration applied at start while the state directory holds none");
     app.add_option("--state", deprecated_state, "deprecated alias of --statedir");
     app.add_option("--tmp", deprecated_tmp, "deprecated alias of --tmpdir");
     auto* list = app.add_flag("--modules", options.list_modules,

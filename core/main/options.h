@@ -20,6 +20,7 @@ struct Options {
     std::string pid_file;
     std::string log_file;
     std::string log_level = "info";
+    std::string config_file;
     std::string user;
     std::string group;
     bool list_modules = false;  // --modules: print the runtimes and exit

@@ -16,14 +16,21 @@ namespace canopy {
 enum class MessageType : uint32_t {
     Ping = 1,  // any process: answer Pong with the same stream and payload
     Pong = 2,
-    ProcessCreated = 3,  // child -> main: setup returned CREATED, waiting for external setup
-    ProcessReady = 4,    // child -> main: setup done, start() is running
-    Continue = 5,        // main -> child: external setup done, go on
-    SetupFailed = 6,     // either way: setup failed; payload is the reason
-    Quit = 7,            // main -> child: finish what you do and exit
-    NewPort = 8,         // main -> child: a peer's port; payload "<kind> <pid>", fd: the socket
-    LogFile = 9,         // main -> child: the reopened log; fd: replaces stderr
-    ModulesReport = 10,  // discovery -> main: JSON report of modules found and skipped
+    ProcessCreated = 3,      // child -> main: setup returned CREATED, waiting for external setup
+    ProcessReady = 4,        // child -> main: setup done, start() is running
+    Continue = 5,            // main -> child: external setup done, go on
+    SetupFailed = 6,         // either way: setup failed; payload is the reason
+    Quit = 7,                // main -> child: finish what you do and exit
+    NewPort = 8,             // main -> child: a peer's port; payload "<kind> <pid>", fd: the socket
+    LogFile = 9,             // main -> child: the reopened log; fd: replaces stderr
+    ModulesReport = 10,      // discovery -> main: JSON report of modules found and skipped
+    Reply = 11,              // the answer to a request; same stream; payload as the request defines
+    ConfigApply = 12,        // controller -> router: the whole validated tree; Reply: {"error"?}
+    ConfigStore = 13,        // controller -> main: persist the tree; Reply: {"error"?}
+    CertificateStore = 14,   // controller -> main: "<name>\0<PEM>"; Reply: {"info"} or error
+    CertificateDelete = 15,  // controller -> main: "<name>"; Reply: {"error"?}
+    StatusQuery = 16,        // controller -> router; Reply: the router's part of /status
+    AppRestart = 17,         // controller -> router: "<app>"; Reply: {"error"?}
 };
 
 std::string_view messageTypeName(MessageType type);

@@ -31,6 +31,20 @@ std::string_view messageTypeName(MessageType type) {
             return "LOG_FILE";
         case MessageType::ModulesReport:
             return "MODULES_REPORT";
+        case MessageType::Reply:
+            return "REPLY";
+        case MessageType::ConfigApply:
+            return "CONFIG_APPLY";
+        case MessageType::ConfigStore:
+            return "CONFIG_STORE";
+        case MessageType::CertificateStore:
+            return "CERTIFICATE_STORE";
+        case MessageType::CertificateDelete:
+            return "CERTIFICATE_DELETE";
+        case MessageType::StatusQuery:
+            return "STATUS_QUERY";
+        case MessageType::AppRestart:
+            return "APP_RESTART";
     }
     return "UNKNOWN";
 }

@@ -1,10 +1,12 @@
 #include "core/process/child_context.h"
 
+#include <fmt/format.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <boost/asio/post.hpp>
 #include <csignal>
 #include <cstring>
 
@@ -30,6 +32,69 @@ ChildContext::~ChildContext() = default;
 Port* ChildContext::peer(std::string_view kind_name) {
     auto found = peers_.find(kind_name);
     return found == peers_.end() ? nullptr : &found->second->port;
+}
+
+Port* ChildContext::port(std::string_view name) {
+    return name == "main" ? &main_watch_->port : peer(name);
+}
+
+void ChildContext::request(std::string_view to, MessageType type, std::string_view payload,
+                           std::chrono::milliseconds timeout, ReplyHandler done) {
+    Port* target = port(to);
+    if (target == nullptr) {
+        boost::asio::post(io_, [done = std::move(done), to = std::string(to)] {
+            done(Error{fmt::format("the {} process is not running", to)});
+        });
+        return;
+    }
+    uint32_t stream = next_stream_++;
+    if (next_stream_ == 0) {
+        next_stream_ = 1;
+    }
+    if (auto sent = target->send(type, payload, {}, stream); !sent) {
+        boost::asio::post(io_, [done = std::move(done), error = sent.error()] { done(error); });
+        return;
+    }
+    auto timer = std::make_unique<boost::asio::steady_timer>(io_, timeout);
+    timer->async_wait([this, stream, to = std::string(to)](const boost::system::error_code& ec) {
+        if (!ec) {
+            completePending(
+                stream, Error{fmt::format("the {} process did not answer in time", to), ETIMEDOUT});
+        }
+    });
+    pending_.emplace(stream, Pending{std::string(to), std::move(done), std::move(timer)});
+}
+
+void ChildContext::reply(std::string_view to, uint32_t stream, std::string_view payload) {
+    Port* target = port(to);
+    if (target == nullptr) {
+        return;  // the asker is gone; nobody waits for this answer
+    }
+    if (auto sent = target->send(MessageType::Reply, payload, {}, stream); !sent) {
+        log::warn("{} process: cannot answer {}: {}", kind_.name, to, sent.error().message);
+    }
+}
+
+void ChildContext::completePending(uint32_t stream, Result<Message> outcome) {
+    auto found = pending_.find(stream);
+    if (found == pending_.end()) {
+        return;  // answered after its time-out
+    }
+    ReplyHandler done = std::move(found->second.done);
+    pending_.erase(found);
+    done(std::move(outcome));
+}
+
+void ChildContext::failPending(const std::string& name, const std::string& reason) {
+    std::vector<uint32_t> streams;
+    for (const auto& [stream, pending] : pending_) {
+        if (pending.to == name) {
+            streams.push_back(stream);
+        }
+    }
+    for (uint32_t stream : streams) {
+        completePending(stream, Error{reason, EPIPE});
+    }
 }
 
 std::vector<std::string> ChildContext::peerNames() const {
@@ -120,6 +185,9 @@ void ChildContext::drain(Watched& watched) {
 
 void ChildContext::dispatch(Watched& from, Message& message) {
     switch (message.type) {
+        case MessageType::Reply:
+            completePending(message.stream, std::move(message));
+            return;
         case MessageType::Ping:
             if (auto sent = from.port.send(MessageType::Pong, message.payload, {}, message.stream);
                 !sent) {
@@ -143,6 +211,9 @@ void ChildContext::dispatch(Watched& from, Message& message) {
                 peers_.emplace(peer_name, std::move(watched));
                 log::debug("{} process: connected to {}", kind_.name, message.payload);
                 watch(added);
+                if (peer_connected_handler_) {
+                    peer_connected_handler_(peer_name);
+                }
                 return;
             }
             break;
@@ -166,7 +237,9 @@ void ChildContext::dispatch(Watched& from, Message& message) {
 }
 
 void ChildContext::forget(const std::string& name) {
-    peers_.erase(name);
+    if (peers_.erase(name) > 0) {
+        failPending(name, fmt::format("the {} process exited", name));
+    }
 }
 
 void ChildContext::watchSignals() {

@@ -6,6 +6,8 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -36,6 +38,17 @@ class ChildContext {
 
     // The port of a peer kind main announced, or nullptr.
     Port* peer(std::string_view kind_name);
+    // The port named "main" or a peer's kind, or nullptr.
+    Port* port(std::string_view name);
+
+    // Sends a request to "main" or a peer and calls `done` once with its
+    // Reply (same stream), or with an error when the port closes or
+    // `timeout` passes first. `done` runs on the event loop.
+    using ReplyHandler = std::function<void(Result<Message>)>;
+    void request(std::string_view to, MessageType type, std::string_view payload,
+                 std::chrono::milliseconds timeout, ReplyHandler done);
+    // Answers a request received from `to` on its stream.
+    void reply(std::string_view to, uint32_t stream, std::string_view payload);
     std::vector<std::string> peerNames() const;
 
     // Serves the main port, the peer ports and signals until stop(); returns
@@ -47,6 +60,12 @@ class ChildContext {
     // handler set here, or stop(0) when there is none.
     void setQuitHandler(std::function<void()> handler) { quit_handler_ = std::move(handler); }
     void quit();
+
+    // Called when main connected a peer (at start, or after the peer was
+    // restarted).
+    void setPeerConnectedHandler(std::function<void(std::string_view kind_name)> handler) {
+        peer_connected_handler_ = std::move(handler);
+    }
 
     // Called when a peer's port closes (the peer exited).
     void setPeerLostHandler(std::function<void(std::string_view kind_name)> handler) {
@@ -64,6 +83,16 @@ class ChildContext {
     void drain(Watched& watched);
     void dispatch(Watched& from, Message& message);
     void forget(const std::string& name);
+    void failPending(const std::string& name, const std::string& reason);
+    void completePending(uint32_t stream, Result<Message> outcome);
+
+    struct Pending {
+        std::string to;
+        ReplyHandler done;
+        std::unique_ptr<boost::asio::steady_timer> timer;
+    };
+    std::map<uint32_t, Pending> pending_;
+    uint32_t next_stream_ = 1;
     void watchSignals();
     void waitForSignal();
     void handleSignal(int signal_number);
@@ -78,6 +107,7 @@ class ChildContext {
     std::unique_ptr<boost::asio::posix::stream_descriptor> signal_watch_;
     std::function<void()> quit_handler_;
     std::function<void(std::string_view)> peer_lost_handler_;
+    std::function<void(std::string_view)> peer_connected_handler_;
     int exit_code_ = 0;
 };
 

@@ -23,6 +23,7 @@ struct RuntimeSettings {
     std::filesystem::path tmp_dir;
     std::filesystem::path log_file;                // empty: log to the inherited stderr
     std::filesystem::path pid_file;                // empty: no pid file
+    std::filesystem::path initial_config;          // --config: used while the state has none
     std::string control_address;                   // "unix:/path" or "address:port"
     unsigned control_mode = 0600;                  // permissions of a Unix control socket
     uid_t control_owner = static_cast<uid_t>(-1);  // -1: leave as created
