@@ -11,6 +11,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "core/base/socket_address.h"
+
 namespace canopy {
 namespace {
 
@@ -84,34 +86,13 @@ Result<UniqueFd> listenUnix(const std::string& path, unsigned mode, uid_t owner,
     return socket;
 }
 
-struct InetAddress {
-    std::string host;
-    std::string port;
-};
-
-Result<InetAddress> splitInet(const std::string& address) {
-    size_t colon = address.rfind(':');
-    if (colon == std::string::npos || colon + 1 == address.size()) {
-        return Error{fmt::format(
-            "invalid control address \"{}\": expected unix:PATH or ADDRESS:PORT", address)};
-    }
-    std::string host = address.substr(0, colon);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-        host = host.substr(1, host.size() - 2);
-    }
-    if (host == "*") {
-        host = "0.0.0.0";
-    }
-    return InetAddress{host, address.substr(colon + 1)};
-}
-
 }  // namespace
 
 Result<ControlSocket> ControlSocket::listen(const std::string& address, unsigned mode, uid_t owner,
                                             gid_t group) {
     ControlSocket control;
     control.address_ = address;
-    if (address.starts_with("unix:")) {
+    if (address.starts_with("unix:") && !address.starts_with("unix:@")) {
         control.path_ = address.substr(5);
         if (control.path_.empty() || control.path_.front() != '/') {
             return Error{fmt::format("the control socket path must be absolute: \"{}\"", address)};
@@ -129,44 +110,22 @@ Result<ControlSocket> ControlSocket::listen(const std::string& address, unsigned
         return control;
     }
 
-    auto parts = splitInet(address);
-    if (!parts) {
-        return parts.error();
-    }
-    addrinfo hints{};
-    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* found = nullptr;
-    if (int status = ::getaddrinfo(parts->host.c_str(), parts->port.c_str(), &hints, &found);
-        status != 0) {
+    // IP addresses and abstract Unix sockets have no file to create atomically.
+    auto parsed = parseSocketAddress(address);
+    if (!parsed) {
         return Error{
-            fmt::format("invalid control address \"{}\": {}", address, ::gai_strerror(status))};
+            fmt::format("invalid control address \"{}\": {}", address, parsed.error().message)};
     }
-    std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> owned(found, ::freeaddrinfo);
-    UniqueFd socket(::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    auto socket = listenOn(*parsed, kBacklog);
     if (!socket) {
-        return systemError("socket()");
-    }
-    int on = 1;
-    ::setsockopt(socket.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-    if (::bind(socket.get(), found->ai_addr, found->ai_addrlen) != 0) {
-        if (errno == EADDRINUSE) {
+        if (socket.error().system_errno == EADDRINUSE) {
             return Error{fmt::format("the control address {} is already in use", address),
                          EADDRINUSE};
         }
-        return systemError(fmt::format("bind({})", address));
+        return socket.error();
     }
-    if (::listen(socket.get(), kBacklog) != 0) {
-        return systemError("listen()");
-    }
-    if (found->ai_family == AF_INET) {
-        auto* inet = reinterpret_cast<sockaddr_in*>(found->ai_addr);
-        control.loopback_ = (ntohl(inet->sin_addr.s_addr) >> 24) == 127;
-    } else {
-        auto* inet6 = reinterpret_cast<sockaddr_in6*>(found->ai_addr);
-        control.loopback_ = IN6_IS_ADDR_LOOPBACK(&inet6->sin6_addr);
-    }
-    control.socket_ = std::move(socket);
+    control.loopback_ = parsed->loopback();
+    control.socket_ = std::move(*socket);
     return control;
 }
 
