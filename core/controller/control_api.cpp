@@ -103,6 +103,21 @@ bool certificateInUse(const json::Value& configuration, std::string_view name) {
 
 }  // namespace
 
+config::ValidationContext validationContextFor(const ModuleRegistry& modules,
+                                               const json::Value& certificates) {
+    config::ValidationContext context;
+    context.modules = &modules;
+    context.certificate_exists = [&certificates](std::string_view name) {
+        return certificates.find(name) != nullptr;
+    };
+    // Only what this build really serves passes validation.
+    context.features.tls = false;
+    context.features.isolation = false;
+    context.features.openat2 = false;
+    context.features.compression_encodings.clear();
+    return context;
+}
+
 ControlResponse successResponse(std::string_view message) {
     json::Value body = json::Value::object();
     body.set("success", std::string(message));
@@ -291,12 +306,8 @@ void ControlApi::handleConfig(Job& job, const std::vector<std::string>& path, bo
 }
 
 void ControlApi::change(Job& job, json::Value tree, bool dry_run) {
-    config::ValidationContext context;
-    context.modules = &modules_;
-    context.certificate_exists = [this](std::string_view name) {
-        return certificates_.find(name) != nullptr;
-    };
-    auto validated = config::validateConfiguration(tree, context);
+    auto validated =
+        config::validateConfiguration(tree, validationContextFor(modules_, certificates_));
     if (!validated) {
         json::Value answer = json::Value::object();
         answer.set("error", std::string(kInvalidConfiguration));

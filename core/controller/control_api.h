@@ -12,6 +12,7 @@
 #include <string>
 
 #include "core/base/result.h"
+#include "core/config/validator.h"
 #include "core/controller/control_http.h"
 #include "core/json/value.h"
 #include "core/module/module_registry.h"
@@ -90,6 +91,12 @@ class ControlApi {
     bool busy_ = false;
     bool router_ready_ = false;
 };
+
+// What validation accepts in this build: the features it really serves. The
+// controller uses it for API changes and main for the stored tree, so both
+// always agree.
+config::ValidationContext validationContextFor(const ModuleRegistry& modules,
+                                               const json::Value& certificates);
 
 // Helpers shared with tests.
 ControlResponse successResponse(std::string_view message);

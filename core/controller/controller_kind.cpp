@@ -40,21 +40,6 @@ struct ControllerMainState {
     std::optional<std::string> initial_config;
 };
 
-config::ValidationContext validationContext(const ModuleRegistry& modules,
-                                            const json::Value& certificates) {
-    config::ValidationContext context;
-    context.modules = &modules;
-    context.certificate_exists = [&certificates](std::string_view name) {
-        return certificates.find(name) != nullptr;
-    };
-    // Only what this build really serves passes validation.
-    context.features.tls = false;
-    context.features.isolation = false;
-    context.features.openat2 = false;
-    context.features.compression_encodings.clear();
-    return context;
-}
-
 // Parses and validates a configuration text; the reason when it is unusable.
 Result<json::Value> usableConfiguration(std::string_view text, const ModuleRegistry& modules,
                                         const json::Value& certificates) {
@@ -63,7 +48,7 @@ Result<json::Value> usableConfiguration(std::string_view text, const ModuleRegis
         return Error{fmt::format("not valid JSON at offset {}: {}", error->offset, error->detail)};
     }
     json::Value tree = std::get<json::Value>(std::move(parsed));
-    auto valid = config::validateConfiguration(tree, validationContext(modules, certificates));
+    auto valid = config::validateConfiguration(tree, validationContextFor(modules, certificates));
     if (!valid) {
         return Error{fmt::format("{} (at /config{})", valid.error().message, valid.error().path)};
     }
