@@ -86,13 +86,6 @@ class ChildContext {
     void failPending(const std::string& name, const std::string& reason);
     void completePending(uint32_t stream, Result<Message> outcome);
 
-    struct Pending {
-        std::string to;
-        ReplyHandler done;
-        std::unique_ptr<boost::asio::steady_timer> timer;
-    };
-    std::map<uint32_t, Pending> pending_;
-    uint32_t next_stream_ = 1;
     void watchSignals();
     void waitForSignal();
     void handleSignal(int signal_number);
@@ -109,6 +102,14 @@ class ChildContext {
     std::function<void(std::string_view)> peer_lost_handler_;
     std::function<void(std::string_view)> peer_connected_handler_;
     int exit_code_ = 0;
+    // After io_: the timers must go before the event loop they belong to.
+    struct Pending {
+        std::string to;
+        ReplyHandler done;
+        std::unique_ptr<boost::asio::steady_timer> timer;
+    };
+    std::map<uint32_t, Pending> pending_;
+    uint32_t next_stream_ = 1;
 };
 
 }  // namespace canopy
