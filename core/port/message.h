@@ -31,6 +31,9 @@ enum class MessageType : uint32_t {
     CertificateDelete = 15,  // controller -> main: "<name>"; Reply: {"error"?}
     StatusQuery = 16,        // controller -> router; Reply: the router's part of /status
     AppRestart = 17,         // controller -> router: "<app>"; Reply: {"error"?}
+    ListenerOpen = 18,       // router -> main: {"address", "backlog"}; Reply: fd or {"error"}
+    ListenerClose = 19,      // router -> main: "<address>"; no reply
+    AccessLogOpen = 20,      // router -> main: "<path>"; Reply: fd or {"error"}
 };
 
 std::string_view messageTypeName(MessageType type);

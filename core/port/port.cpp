@@ -45,6 +45,12 @@ std::string_view messageTypeName(MessageType type) {
             return "STATUS_QUERY";
         case MessageType::AppRestart:
             return "APP_RESTART";
+        case MessageType::ListenerOpen:
+            return "LISTENER_OPEN";
+        case MessageType::ListenerClose:
+            return "LISTENER_CLOSE";
+        case MessageType::AccessLogOpen:
+            return "ACCESS_LOG_OPEN";
     }
     return "UNKNOWN";
 }

@@ -115,12 +115,7 @@ def test_application_keys_follow_the_module_schema(canopy):
 
 
 def test_the_routers_reason_comes_back_when_it_refuses(canopy):
-    # The HTTP engine is not part of this version: the router says so.
-    answer = canopy.put("/config/listeners/*:8080", {"pass": "routes"})
-    assert answer.status == 500
-    assert answer.json["error"] == "Failed to apply new configuration."
-    assert "Listeners" in answer.json["detail"]
-    assert canopy.get("/config").json == DEFAULT
+    # Application processes are not part of this version: the router says so.
     answer = canopy.put("/config/applications/app", {"type": "beta 2", "script": "app.rb"})
     assert answer.status == 500
     assert "Applications" in answer.json["detail"]

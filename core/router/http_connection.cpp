@@ -1,0 +1,400 @@
+#include "core/router/http_connection.h"
+
+#include <boost/asio/write.hpp>
+
+#include "core/base/log.h"
+#include "core/http/response.h"
+#include "core/router/router_engine.h"
+#include "core/routing/request_target.h"
+#include "core/routing/request_view.h"
+
+namespace canopy {
+namespace {
+
+constexpr size_t kReadChunk = 16 * 1024;
+// Internal passes from route to route stop here, as in Unit.
+constexpr int kMaxPassHops = 255;
+
+routing::Address endpointAddress(const HttpConnection::Socket::endpoint_type& endpoint) {
+    auto address =
+        routing::Address::fromSockaddr(endpoint.data(), static_cast<socklen_t>(endpoint.size()));
+    return address.value_or(routing::Address::unixSocket());
+}
+
+}  // namespace
+
+HttpConnection::HttpConnection(Socket socket, std::string listener, RouterEngine& engine)
+    : socket_(std::move(socket)),
+      timer_(socket_.get_executor()),
+      listener_(std::move(listener)),
+      engine_(engine) {
+    boost::system::error_code ec;
+    remote_ = endpointAddress(socket_.remote_endpoint(ec));
+    local_ = endpointAddress(socket_.local_endpoint(ec));
+    engine_.counters().accepted.fetch_add(1, std::memory_order_relaxed);
+}
+
+HttpConnection::~HttpConnection() {
+    setIdle(false);
+    engine_.counters().closed.fetch_add(1, std::memory_order_relaxed);
+}
+
+void HttpConnection::start() {
+    waitForRequest();
+}
+
+void HttpConnection::setIdle(bool idle) {
+    if (idle == idle_counted_) {
+        return;
+    }
+    idle_counted_ = idle;
+    if (idle) {
+        engine_.counters().idle.fetch_add(1, std::memory_order_relaxed);
+    } else {
+        engine_.counters().idle.fetch_sub(1, std::memory_order_relaxed);
+    }
+}
+
+void HttpConnection::armTimer(std::chrono::seconds timeout) {
+    uint64_t generation = ++timer_generation_;
+    timer_.expires_after(timeout);
+    timer_.async_wait([weak = weak_from_this(), generation](const boost::system::error_code& ec) {
+        auto self = weak.lock();
+        if (!self || ec || generation != self->timer_generation_) {
+            return;
+        }
+        if (self->phase_ == Phase::Head || self->phase_ == Phase::Body) {
+            // A client that stops half-way through a request: 408, then close.
+            self->fail(408, "request timed out");
+        } else {
+            self->close();
+        }
+    });
+}
+
+void HttpConnection::waitForRequest() {
+    snapshot_ = engine_.snapshot();
+    if (snapshot_ == nullptr || !snapshot_->listeners.contains(listener_)) {
+        close();  // the listener was removed: finish, take no new requests
+        return;
+    }
+    // Keep what a pipelining client already sent; drop what was served.
+    if (begin_ > 0) {
+        std::copy(buffer_.begin() + static_cast<ptrdiff_t>(begin_),
+                  buffer_.begin() + static_cast<ptrdiff_t>(end_), buffer_.begin());
+        end_ -= begin_;
+        begin_ = 0;
+    }
+    const auto& http = snapshot_->http;
+    parser_.emplace(http::RequestParserOptions::fromSettings(
+        http.large_header_buffer_size, http.large_header_buffers, http.discard_unsafe_fields));
+    chunked_.reset();
+    response_.clear();
+    status_ = 0;
+    if (end_ > 0) {
+        phase_ = Phase::Head;
+        armTimer(http.header_read_timeout);
+        parseHead();
+        return;
+    }
+    phase_ = Phase::Idle;
+    setIdle(true);
+    armTimer(http.idle_timeout);
+    readMore();
+}
+
+void HttpConnection::readMore() {
+    if (buffer_.size() - end_ < kReadChunk) {
+        buffer_.resize(end_ + kReadChunk);
+    }
+    socket_.async_read_some(
+        boost::asio::buffer(buffer_.data() + end_, buffer_.size() - end_),
+        [self = shared_from_this()](const boost::system::error_code& ec, size_t length) {
+            if (ec) {
+                if (self->phase_ == Phase::Head && ec != boost::asio::error::operation_aborted) {
+                    log::debug("client closed a connection in the middle of a request head");
+                }
+                self->close();
+                return;
+            }
+            self->onData(length);
+        });
+}
+
+void HttpConnection::onData(size_t length) {
+    end_ += length;
+    if (phase_ == Phase::Idle) {
+        setIdle(false);
+        phase_ = Phase::Head;
+        armTimer(snapshot_->http.header_read_timeout);
+    }
+    if (phase_ == Phase::Head) {
+        parseHead();
+    } else if (phase_ == Phase::Body) {
+        armTimer(snapshot_->http.body_read_timeout);
+        consumeBody();
+    }
+}
+
+void HttpConnection::parseHead() {
+    auto result = parser_->parse(std::string_view(buffer_.data() + begin_, end_ - begin_));
+    switch (result.status) {
+        case http::ParseStatus::NeedMore:
+            readMore();
+            return;
+        case http::ParseStatus::Error:
+            engine_.counters().requests.fetch_add(1, std::memory_order_relaxed);
+            log::info("invalid request from {}: {}", remote_.text(), result.reason);
+            fail(result.error_status, result.reason);
+            return;
+        case http::ParseStatus::Done:
+            head_size_ = result.consumed;
+            startRequest();
+            return;
+    }
+}
+
+void HttpConnection::startRequest() {
+    engine_.counters().requests.fetch_add(1, std::memory_order_relaxed);
+    const auto& head = parser_->head();
+    head_request_ = head.method == http::Method::Head;
+    keep_alive_ = head.keep_alive;
+    body_remaining_ = 0;
+
+    if (head.hasBody()) {
+        if (head.expect_continue) {
+            // Nothing here reads bodies yet: answer before the client sends
+            // one, and close since the framing after it is unknown.
+            keep_alive_ = false;
+        } else if (head.framing == http::BodyFraming::ContentLength) {
+            if (head.content_length > snapshot_->http.max_body_size) {
+                fail(413, "request body too large");
+                return;
+            }
+            body_remaining_ = head.content_length;
+        } else {
+            http::ChunkedDecoderOptions options;
+            options.max_body_size = snapshot_->http.max_body_size;
+            chunked_.emplace(options);
+        }
+    }
+    respond();
+    if (phase_ == Phase::Closed) {
+        return;
+    }
+    if (keep_alive_ && (body_remaining_ > 0 || chunked_)) {
+        // The answer goes out once the body was read past, so the next
+        // request on this connection starts at the right byte.
+        phase_ = Phase::Body;
+        armTimer(snapshot_->http.body_read_timeout);
+        consumeBody();
+        return;
+    }
+    send(!keep_alive_);
+}
+
+void HttpConnection::consumeBody() {
+    size_t available_begin = begin_ + head_size_;
+    while (true) {
+        std::string_view available(buffer_.data() + available_begin, end_ - available_begin);
+        if (chunked_) {
+            auto event = chunked_->decode(available);
+            head_size_ += event.consumed;
+            available_begin += event.consumed;
+            if (event.status == http::BodyStatus::Error) {
+                fail(event.error_status, event.reason);
+                return;
+            }
+            if (event.status == http::BodyStatus::Done) {
+                chunked_.reset();
+                break;
+            }
+            if (event.status == http::BodyStatus::NeedMore) {
+                dropConsumed();
+                readMore();
+                return;
+            }
+            continue;  // Data: discarded
+        }
+        uint64_t take = std::min<uint64_t>(body_remaining_, available.size());
+        body_remaining_ -= take;
+        head_size_ += take;
+        available_begin += take;
+        if (body_remaining_ == 0) {
+            break;
+        }
+        dropConsumed();
+        readMore();
+        return;
+    }
+    send(!keep_alive_);
+}
+
+void HttpConnection::dropConsumed() {
+    // Everything read was consumed and the answer is already built: a body
+    // of any size passes through a buffer of a fixed size.
+    end_ = begin_;
+    head_size_ = 0;
+}
+
+void HttpConnection::respond() {
+    const auto& head = parser_->head();
+    routing::RequestView request;
+    request.method = head.method_text;
+    request.target = head.target;
+    request.query = head.query;
+    std::string host = routing::normalizeHost(head.host).value_or(std::string());
+    request.host = host;
+    request.request_line = head.request_line;
+    std::vector<routing::Header> headers;
+    headers.reserve(head.fields.size());
+    for (const auto& field : head.fields) {
+        headers.push_back({field.name, field.value});
+    }
+    request.headers = headers;
+    request.remote = remote_;
+    request.local = local_;
+    request.start_time = std::chrono::steady_clock::now();
+
+    auto path = routing::normalizePath(head.path);
+    if (auto* error = std::get_if<routing::PathError>(&path)) {
+        keep_alive_ = false;
+        status_ = 400;
+        http::appendErrorResponse(response_, 400, snapshot_->server, false, head.http10(),
+                                  head_request_);
+        log::info("invalid request target from {}: {}", remote_.text(),
+                  routing::pathErrorText(*error));
+        return;
+    }
+    request.setPath(std::get<std::string>(std::move(path)));
+
+    auto listener = snapshot_->listeners.find(listener_);
+    routing::PassTarget target =
+        snapshot_->routes.resolvePass(listener->second.pass->evaluate(request));
+    const routing::Action* action = nullptr;
+    int status = 0;
+    for (int hop = 0; status == 0; ++hop) {
+        if (hop > kMaxPassHops) {
+            log::error("request from {} passed between routes more than {} times", remote_.text(),
+                       kMaxPassHops);
+            status = 500;
+            break;
+        }
+        switch (target.kind) {
+            case routing::PassTarget::Kind::Route:
+                break;
+            case routing::PassTarget::Kind::Application:
+            case routing::PassTarget::Kind::Upstream:
+                status = 503;  // refused at apply until they exist; kept safe here
+                continue;
+            case routing::PassTarget::Kind::Invalid:
+                status = 404;
+                continue;
+        }
+        action = snapshot_->routes.match(target.name, request);
+        if (action == nullptr) {
+            status = 404;
+            break;
+        }
+        if (auto rewritten = routing::applyRewrite(*action, request); !rewritten) {
+            log::error("rewrite failed: {}", rewritten.error().message);
+            status = 500;
+            break;
+        }
+        if (const auto* pass = std::get_if<routing::PassAction>(&action->handler)) {
+            target = snapshot_->routes.resolvePass(*pass, request);
+            action = nullptr;
+            continue;
+        }
+        if (const auto* answer = std::get_if<routing::ReturnAction>(&action->handler)) {
+            status = answer->status;
+            break;
+        }
+        status = 500;  // share and proxy are refused at apply time
+        action = nullptr;
+    }
+
+    status_ = status;
+    std::vector<routing::HeaderField> fields;
+    std::string body;
+    if (action != nullptr) {
+        const auto& answer = std::get<routing::ReturnAction>(action->handler);
+        if (answer.location) {
+            fields.push_back(
+                {"Location", routing::encodeLocation(answer.location->evaluate(request))});
+        }
+        routing::applyResponseHeaders(*action, request, status, fields);
+    }
+    bool error_page = status >= 400 && status <= 599;
+    if (error_page) {
+        body = http::errorPage(status);
+        fields.push_back({"Content-Type", "text/html"});
+    }
+    std::vector<http::HeaderField> views;
+    views.reserve(fields.size());
+    for (const auto& field : fields) {
+        views.push_back({field.name, field.value});
+    }
+    http::ResponseHead response;
+    response.status = status;
+    bool bodyless_status = status < 200 || status == 204 || status == 304;
+    response.framing =
+        bodyless_status ? http::ResponseFraming::NoBody : http::ResponseFraming::ContentLength;
+    response.content_length = body.size();
+    response.keep_alive = keep_alive_;
+    response.http10_client = head.http10();
+    response.server = snapshot_->server;
+    response.fields = views;
+    keep_alive_ = http::appendResponseHead(response_, response) && keep_alive_;
+    if (!head_request_ && !bodyless_status) {
+        response_ += body;
+    }
+}
+
+void HttpConnection::send(bool close_after) {
+    phase_ = Phase::Sending;
+    armTimer(snapshot_->http.send_timeout);
+    boost::asio::async_write(
+        socket_, boost::asio::buffer(response_),
+        [self = shared_from_this(), close_after](const boost::system::error_code& ec, size_t) {
+            if (ec || close_after) {
+                if (!ec) {
+                    boost::system::error_code ignored;
+                    self->socket_.shutdown(Socket::shutdown_send, ignored);
+                }
+                self->close();
+                return;
+            }
+            self->finishRequest();
+        });
+}
+
+void HttpConnection::finishRequest() {
+    begin_ += head_size_;
+    head_size_ = 0;
+    waitForRequest();
+}
+
+void HttpConnection::fail(int status, const char* reason) {
+    (void)reason;
+    status_ = status;
+    keep_alive_ = false;
+    response_.clear();
+    bool http10 = parser_ && parser_->head().http10();
+    http::appendErrorResponse(response_, status, snapshot_->server, false, http10, false);
+    send(true);
+}
+
+void HttpConnection::close() {
+    if (phase_ == Phase::Closed) {
+        return;
+    }
+    phase_ = Phase::Closed;
+    setIdle(false);
+    ++timer_generation_;
+    timer_.cancel();
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+}
+
+}  // namespace canopy

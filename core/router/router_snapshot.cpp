@@ -1,0 +1,153 @@
+#include "core/router/router_snapshot.h"
+
+#include <fmt/format.h>
+
+#include "core/http/response.h"
+
+namespace canopy {
+namespace {
+
+std::optional<int64_t> integerAt(const json::Value* object, std::string_view key) {
+    const json::Value* value = object == nullptr ? nullptr : object->find(key);
+    if (value == nullptr || !value->isNumber()) {
+        return std::nullopt;
+    }
+    return value->asNumber().integer();
+}
+
+std::optional<bool> boolAt(const json::Value* object, std::string_view key) {
+    const json::Value* value = object == nullptr ? nullptr : object->find(key);
+    return value != nullptr && value->isBool() ? std::optional<bool>(value->asBool())
+                                               : std::nullopt;
+}
+
+// Actions whose handlers arrive with later work are refused at apply time,
+// so a configuration never claims to serve what it cannot.
+std::optional<std::string> unsupportedAction(const json::Value& action) {
+    if (action.find("share") != nullptr) {
+        return "Static files (\"share\") are not served yet by this version of Canopy.";
+    }
+    if (action.find("proxy") != nullptr) {
+        return "Proxying (\"proxy\") is not available yet in this version of Canopy.";
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> unsupportedSteps(const json::Value& steps) {
+    if (!steps.isArray()) {
+        return std::nullopt;
+    }
+    for (const auto& step : steps.asArray()) {
+        if (const auto* action = step.find("action"); action != nullptr) {
+            if (auto refused = unsupportedAction(*action)) {
+                return refused;
+            }
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> unsupportedPart(const json::Value& tree) {
+    if (tree.find("access_log") != nullptr) {
+        return "Access logs are not written yet by this version of Canopy.";
+    }
+    if (const auto* applications = tree.find("applications");
+        applications != nullptr && applications->isObject() && !applications->asObject().empty()) {
+        return "Applications are not started yet: this version of Canopy cannot run "
+               "application processes.";
+    }
+    if (const auto* upstreams = tree.find("upstreams");
+        upstreams != nullptr && upstreams->isObject() && !upstreams->asObject().empty()) {
+        return "Upstreams are not available yet in this version of Canopy.";
+    }
+    if (const auto* routes = tree.find("routes"); routes != nullptr) {
+        if (routes->isArray()) {
+            return unsupportedSteps(*routes);
+        }
+        if (routes->isObject()) {
+            for (const auto& member : routes->asObject()) {
+                if (auto refused = unsupportedSteps(member.value)) {
+                    return refused;
+                }
+            }
+        }
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const RouterSnapshot>> RouterSnapshot::build(const json::Value& tree) {
+    if (!tree.isObject()) {
+        return Error{"The configuration must be an object."};
+    }
+    if (auto refused = unsupportedPart(tree)) {
+        return Error{*refused};
+    }
+    auto snapshot = std::make_shared<RouterSnapshot>();
+
+    const json::Value* settings = tree.find("settings");
+    const json::Value* http = settings == nullptr ? nullptr : settings->find("http");
+    auto seconds = [&](std::string_view key, std::chrono::seconds& target) {
+        if (auto value = integerAt(http, key)) {
+            target = std::chrono::seconds(*value);
+        }
+    };
+    seconds("header_read_timeout", snapshot->http.header_read_timeout);
+    seconds("body_read_timeout", snapshot->http.body_read_timeout);
+    seconds("send_timeout", snapshot->http.send_timeout);
+    seconds("idle_timeout", snapshot->http.idle_timeout);
+    if (auto value = integerAt(http, "large_header_buffer_size")) {
+        snapshot->http.large_header_buffer_size = static_cast<size_t>(*value);
+    }
+    if (auto value = integerAt(http, "large_header_buffers")) {
+        snapshot->http.large_header_buffers = static_cast<size_t>(*value);
+    }
+    if (auto value = integerAt(http, "max_body_size")) {
+        snapshot->http.max_body_size = static_cast<uint64_t>(*value);
+    }
+    if (auto value = boolAt(http, "discard_unsafe_fields")) {
+        snapshot->http.discard_unsafe_fields = *value;
+    }
+    if (auto value = boolAt(http, "server_version")) {
+        snapshot->http.server_version = *value;
+    }
+    snapshot->server = http::serverHeaderValue(snapshot->http.server_version);
+    unsigned cores = std::max(1U, std::thread::hardware_concurrency());
+    snapshot->listen_threads =
+        static_cast<unsigned>(integerAt(settings, "listen_threads").value_or(cores));
+
+    auto routes = routing::RouteTable::compile(tree);
+    if (!routes) {
+        return routes.error();
+    }
+    snapshot->routes = std::move(*routes);
+
+    if (const auto* listeners = tree.find("listeners"); listeners != nullptr) {
+        for (const auto& member : listeners->asObject()) {
+            ListenerSnapshot listener;
+            listener.address = member.key;
+            if (auto backlog = integerAt(&member.value, "backlog")) {
+                listener.backlog = static_cast<int>(*backlog);
+            }
+            const json::Value* pass = member.value.find("pass");
+            const json::Value* application = member.value.find("application");
+            if (pass != nullptr && pass->isString()) {
+                auto compiled = routing::Template::compile(pass->asString());
+                if (!compiled) {
+                    return compiled.error();
+                }
+                listener.pass = std::move(*compiled);
+            } else if (application != nullptr && application->isString()) {
+                listener.pass =
+                    routing::Template::literal("applications/" + application->asString());
+            } else {
+                return Error{fmt::format("The listener \"{}\" has no \"pass\".", member.key)};
+            }
+            snapshot->listeners.emplace(member.key, std::move(listener));
+        }
+    }
+    return std::shared_ptr<const RouterSnapshot>(std::move(snapshot));
+}
+
+}  // namespace canopy

@@ -1,0 +1,45 @@
+#pragma once
+
+// A listener's `forwarded` object (config-schema §2.2), or its legacy
+// `client_ip` form, compiled once: when the peer is a trusted proxy, the
+// client address comes from a header such as X-Forwarded-For and the scheme
+// from one such as X-Forwarded-Proto. Immutable once compiled; apply from
+// any thread, each call with its own request.
+
+#include <string>
+
+#include "core/base/result.h"
+#include "core/json/value.h"
+#include "core/routing/address_pattern.h"
+#include "core/routing/request_view.h"
+
+namespace canopy::routing {
+
+class ForwardedRule {
+  public:
+    // `value` is `{"client_ip": H, "protocol": H, "source": P, "recursive":
+    // b}` or, with `legacy_client_ip`, `{"header": H, "source": P,
+    // "recursive": b}`.
+    static Result<ForwardedRule> compile(const json::Value& value, bool legacy_client_ip = false);
+
+    // When `request.remote` (the peer) matches `source`: sets `remote` from
+    // the client-ip header and `scheme` from the protocol header. Addresses
+    // are read right to left over every instance of the header, split at
+    // commas and spaces; unparsable and unspecified ones are skipped. Without
+    // `recursive` the first valid one wins; with it the walk goes on while the
+    // address found also matches `source`. The new address has port 0.
+    // Protocol: the last instance of the header; "http" means plain, "https"
+    // or "on" TLS (case-insensitive); anything else changes nothing. Call
+    // once per request, before routing; then forgetComputed() is not needed.
+    void apply(RequestView& request) const;
+
+  private:
+    explicit ForwardedRule(AddressPatternSet source) : source_(std::move(source)) {}
+
+    AddressPatternSet source_;
+    std::string client_ip_header_;  // "" when absent
+    std::string protocol_header_;   // "" when absent
+    bool recursive_ = false;
+};
+
+}  // namespace canopy::routing
