@@ -149,7 +149,7 @@ class MainProcess {
                 return;
             case SIGUSR1:
                 // Reopen first, so the line lands in the new file.
-                reopenLog();
+                reopenFiles();
                 log::notice("signal {} ({}) received, log files rotation", signal_number,
                             signalName(signal_number));
                 return;
@@ -173,6 +173,11 @@ class MainProcess {
         ::dup2(reopened->get(), STDERR_FILENO);
         std::array<int, 1> fds = {reopened->get()};
         main_.processes().broadcast(MessageType::LogFile, {}, fds);
+    }
+
+    void reopenFiles() {
+        reopenLog();
+        main_.processes().broadcast(MessageType::ReopenFiles);
     }
 
     boost::asio::io_context& io_;

@@ -34,6 +34,7 @@ enum class MessageType : uint32_t {
     ListenerOpen = 18,       // router -> main: {"address", "backlog"}; Reply: fd or {"error"}
     ListenerClose = 19,      // router -> main: "<address>"; no reply
     AccessLogOpen = 20,      // router -> main: "<path>"; Reply: fd or {"error"}
+    ReopenFiles = 21,        // main -> every process on SIGUSR1: reopen what you write to
 };
 
 std::string_view messageTypeName(MessageType type);

@@ -51,6 +51,8 @@ std::string_view messageTypeName(MessageType type) {
             return "LISTENER_CLOSE";
         case MessageType::AccessLogOpen:
             return "ACCESS_LOG_OPEN";
+        case MessageType::ReopenFiles:
+            return "REOPEN_FILES";
     }
     return "UNKNOWN";
 }

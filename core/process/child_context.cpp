@@ -232,6 +232,9 @@ void ChildContext::dispatch(Watched& from, Message& message) {
         handler->handle(*this, from.name, message);
         return;
     }
+    if (message.type == MessageType::ReopenFiles) {
+        return;  // a kind that writes no files of its own has nothing to reopen
+    }
     log::warn("{} process: unexpected message {} from {}", kind_.name,
               messageTypeName(message.type), from.name);
 }

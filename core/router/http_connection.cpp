@@ -85,22 +85,32 @@ void HttpConnection::waitForRequest() {
         end_ -= begin_;
         begin_ = 0;
     }
-    const auto& http = snapshot_->http;
-    parser_.emplace(http::RequestParserOptions::fromSettings(
-        http.large_header_buffer_size, http.large_header_buffers, http.discard_unsafe_fields));
     chunked_.reset();
     response_.clear();
     status_ = 0;
     if (end_ > 0) {
-        phase_ = Phase::Head;
-        armTimer(http.header_read_timeout);
+        beginHead();
         parseHead();
         return;
     }
     phase_ = Phase::Idle;
     setIdle(true);
-    armTimer(http.idle_timeout);
+    armTimer(snapshot_->http.idle_timeout);
     readMore();
+}
+
+void HttpConnection::beginHead() {
+    // The request is served by the configuration current when it arrives.
+    snapshot_ = engine_.snapshot();
+    if (snapshot_ == nullptr || !snapshot_->listeners.contains(listener_)) {
+        close();
+        return;
+    }
+    const auto& http = snapshot_->http;
+    parser_.emplace(http::RequestParserOptions::fromSettings(
+        http.large_header_buffer_size, http.large_header_buffers, http.discard_unsafe_fields));
+    phase_ = Phase::Head;
+    armTimer(http.header_read_timeout);
 }
 
 void HttpConnection::readMore() {
@@ -125,8 +135,10 @@ void HttpConnection::onData(size_t length) {
     end_ += length;
     if (phase_ == Phase::Idle) {
         setIdle(false);
-        phase_ = Phase::Head;
-        armTimer(snapshot_->http.header_read_timeout);
+        beginHead();
+        if (phase_ == Phase::Closed) {
+            return;
+        }
     }
     if (phase_ == Phase::Head) {
         parseHead();
@@ -269,6 +281,9 @@ void HttpConnection::respond() {
     request.setPath(std::get<std::string>(std::move(path)));
 
     auto listener = snapshot_->listeners.find(listener_);
+    if (listener->second.forwarded) {
+        listener->second.forwarded->apply(request);
+    }
     routing::PassTarget target =
         snapshot_->routes.resolvePass(listener->second.pass->evaluate(request));
     const routing::Action* action = nullptr;
@@ -346,8 +361,22 @@ void HttpConnection::respond() {
     response.server = snapshot_->server;
     response.fields = views;
     keep_alive_ = http::appendResponseHead(response_, response) && keep_alive_;
-    if (!head_request_ && !bodyless_status) {
+    bool sends_body = !head_request_ && !bodyless_status;
+    if (sends_body) {
         response_ += body;
+    }
+    if (snapshot_->access_log) {
+        // Recorded now: the request's bytes may be reused while its body is
+        // read past.
+        std::vector<routing::Header> sent;
+        for (const auto& field : fields) {
+            sent.push_back({field.name, field.value});
+        }
+        request.response.status = status;
+        request.response.body_bytes_sent = sends_body ? body.size() : 0;
+        request.response.headers = sent;
+        request.end_time = std::chrono::steady_clock::now();
+        snapshot_->access_log->record(request);
     }
 }
 

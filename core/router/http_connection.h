@@ -34,6 +34,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
 
     void waitForRequest();
     void readMore();
+    void beginHead();
     void onData(size_t length);
     void parseHead();
     void startRequest();

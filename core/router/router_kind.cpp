@@ -1,6 +1,10 @@
 #include "core/router/router_kind.h"
 
+#include <fcntl.h>
+#include <fmt/format.h>
+
 #include <array>
+#include <boost/asio/steady_timer.hpp>
 #include <memory>
 #include <set>
 #include <variant>
@@ -74,9 +78,22 @@ void closeListener(MainContext& main, Process&, Message& message) {
     }
 }
 
-constexpr std::array<MainMessageHandler, 2> kMainHandlers = {{
+void openAccessLog(MainContext&, Process& sender, Message& message) {
+    UniqueFd file(::open(message.payload.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+    if (!file) {
+        auto error = systemError(fmt::format("cannot open the access log \"{}\"", message.payload));
+        log::error("{}", error.message);
+        (void)sender.port.send(MessageType::Reply, errorReply(error.message), {}, message.stream);
+        return;
+    }
+    std::array<int, 1> fds = {file.get()};
+    (void)sender.port.send(MessageType::Reply, "{}", fds, message.stream);
+}
+
+constexpr std::array<MainMessageHandler, 3> kMainHandlers = {{
     {MessageType::ListenerOpen, openListener},
     {MessageType::ListenerClose, closeListener},
+    {MessageType::AccessLogOpen, openAccessLog},
 }};
 
 // ---- the router's side ----
@@ -93,8 +110,20 @@ struct PendingApply {
     uint32_t stream = 0;
     size_t waiting = 0;
     std::vector<std::pair<std::string, UniqueFd>> opened;
+    UniqueFd access_log;
     std::vector<std::string> errors;
 };
+
+// The reason in an {"error": ...} reply, or `fallback`.
+std::string replyReason(const Result<Message>& reply, const std::string& fallback) {
+    if (!reply) {
+        return reply.error().message;
+    }
+    auto answer = json::parse(reply->payload);
+    const auto* tree = std::get_if<json::Value>(&answer);
+    const auto* error = tree == nullptr ? nullptr : tree->find("error");
+    return error != nullptr && error->isString() ? error->asString() : fallback;
+}
 
 void finishApply(ChildContext& child, const std::shared_ptr<PendingApply>& apply) {
     RouterEngine& router = *engine();
@@ -110,8 +139,15 @@ void finishApply(ChildContext& child, const std::shared_ptr<PendingApply>& apply
         auto parsed = parseSocketAddress(address);
         router.addListener(address, fd.get(), parsed ? parsed->family() : AF_INET);
     }
+    if (apply->snapshot->access_log) {
+        apply->snapshot->access_log->setFile(std::move(apply->access_log));
+    }
     router.resize(apply->snapshot->listen_threads);
+    auto previous = router.snapshot();
     router.publish(apply->snapshot);
+    if (previous && previous->access_log) {
+        previous->access_log->flush();
+    }
     for (const auto& address : router.listenerAddresses()) {
         if (!apply->snapshot->listeners.contains(address)) {
             router.removeListener(address);
@@ -146,28 +182,55 @@ void applyConfiguration(ChildContext& child, std::string_view from, Message& mes
         json::Value request = json::Value::object();
         request.set("address", address);
         request.set("backlog", listener.backlog);
-        child.request("main", MessageType::ListenerOpen, json::serialize(request), kMainTimeout,
-                      [&child, apply, address = address](Result<Message> reply) {
-                          if (!reply) {
-                              apply->errors.push_back(reply.error().message);
-                          } else if (reply->fds.size() == 1) {
-                              apply->opened.emplace_back(address, std::move(reply->fds[0]));
-                          } else {
-                              auto answer = json::parse(reply->payload);
-                              const auto* tree = std::get_if<json::Value>(&answer);
-                              const auto* error = tree == nullptr ? nullptr : tree->find("error");
-                              apply->errors.push_back(error != nullptr && error->isString()
-                                                          ? error->asString()
-                                                          : "cannot listen on " + address);
-                          }
-                          if (--apply->waiting == 0) {
-                              finishApply(child, apply);
-                          }
-                      });
+        child.request(
+            "main", MessageType::ListenerOpen, json::serialize(request), kMainTimeout,
+            [&child, apply, address = address](Result<Message> reply) {
+                if (reply && reply->fds.size() == 1) {
+                    apply->opened.emplace_back(address, std::move(reply->fds[0]));
+                } else {
+                    apply->errors.push_back(replyReason(reply, "cannot listen on " + address));
+                }
+                if (--apply->waiting == 0) {
+                    finishApply(child, apply);
+                }
+            });
+    }
+    if (const auto& access_log = apply->snapshot->access_log) {
+        ++apply->waiting;
+        child.request(
+            "main", MessageType::AccessLogOpen, access_log->path(), kMainTimeout,
+            [&child, apply](Result<Message> reply) {
+                if (reply && reply->fds.size() == 1) {
+                    apply->access_log = std::move(reply->fds[0]);
+                } else {
+                    apply->errors.push_back(replyReason(reply, "cannot open the access log"));
+                }
+                if (--apply->waiting == 0) {
+                    finishApply(child, apply);
+                }
+            });
     }
     if (apply->waiting == 0) {
         finishApply(child, apply);
     }
+}
+
+void reopenFiles(ChildContext& child, std::string_view, Message&) {
+    auto current = engine()->snapshot();
+    if (!current || !current->access_log) {
+        return;
+    }
+    auto access_log = current->access_log;
+    access_log->flush();
+    child.request("main", MessageType::AccessLogOpen, access_log->path(), kMainTimeout,
+                  [access_log](Result<Message> reply) {
+                      if (reply && reply->fds.size() == 1) {
+                          access_log->setFile(std::move(reply->fds[0]));
+                      } else {
+                          log::alert("cannot reopen the access log \"{}\": {}", access_log->path(),
+                                     replyReason(reply, "no descriptor"));
+                      }
+                  });
 }
 
 void reportStatus(ChildContext& child, std::string_view from, Message& message) {
@@ -186,8 +249,9 @@ void restartApplication(ChildContext& child, std::string_view from, Message& mes
     child.reply(from, message.stream, errorReply("No such application: " + message.payload));
 }
 
-constexpr std::array<ChildMessageHandler, 3> kRouterHandlers = {{
+constexpr std::array<ChildMessageHandler, 4> kRouterHandlers = {{
     {MessageType::ConfigApply, applyConfiguration},
+    {MessageType::ReopenFiles, reopenFiles},
     {MessageType::StatusQuery, reportStatus},
     {MessageType::AppRestart, restartApplication},
 }};
@@ -199,11 +263,33 @@ Result<ProcessState> routerSetup(ChildContext& child) {
     return ProcessState::Ready;
 }
 
+// Buffered access log lines reach the file at least this often.
+constexpr auto kAccessLogFlushInterval = std::chrono::milliseconds(500);
+
+void flushAccessLogPeriodically(boost::asio::steady_timer& timer) {
+    timer.expires_after(kAccessLogFlushInterval);
+    timer.async_wait([&timer](const boost::system::error_code& ec) {
+        if (ec) {
+            return;
+        }
+        if (auto current = engine()->snapshot(); current && current->access_log) {
+            current->access_log->flush();
+        }
+        flushAccessLogPeriodically(timer);
+    });
+}
+
 int routerStart(ChildContext& child) {
     engine() = std::make_unique<RouterEngine>(1);
+    boost::asio::steady_timer flusher(child.io());
+    flushAccessLogPeriodically(flusher);
     log::info("router started");
     int code = child.run();
-    engine().reset();
+    auto last = engine()->snapshot();
+    engine().reset();  // joins the workers: no line is recorded after this
+    if (last && last->access_log) {
+        last->access_log->flush();
+    }
     return code;
 }
 

@@ -48,9 +48,6 @@ std::optional<std::string> unsupportedSteps(const json::Value& steps) {
 }
 
 std::optional<std::string> unsupportedPart(const json::Value& tree) {
-    if (tree.find("access_log") != nullptr) {
-        return "Access logs are not written yet by this version of Canopy.";
-    }
     if (const auto* applications = tree.find("applications");
         applications != nullptr && applications->isObject() && !applications->asObject().empty()) {
         return "Applications are not started yet: this version of Canopy cannot run "
@@ -144,8 +141,28 @@ Result<std::shared_ptr<const RouterSnapshot>> RouterSnapshot::build(const json::
             } else {
                 return Error{fmt::format("The listener \"{}\" has no \"pass\".", member.key)};
             }
+            const json::Value* forwarded = member.value.find("forwarded");
+            bool legacy = false;
+            if (forwarded == nullptr) {
+                forwarded = member.value.find("client_ip");
+                legacy = forwarded != nullptr;
+            }
+            if (forwarded != nullptr) {
+                auto rule = routing::ForwardedRule::compile(*forwarded, legacy);
+                if (!rule) {
+                    return rule.error();
+                }
+                listener.forwarded = std::move(*rule);
+            }
             snapshot->listeners.emplace(member.key, std::move(listener));
         }
+    }
+    if (const auto* access_log = tree.find("access_log"); access_log != nullptr) {
+        auto compiled = AccessLog::compile(*access_log);
+        if (!compiled) {
+            return compiled.error();
+        }
+        snapshot->access_log = std::move(*compiled);
     }
     return std::shared_ptr<const RouterSnapshot>(std::move(snapshot));
 }

@@ -13,6 +13,8 @@
 
 #include "core/base/result.h"
 #include "core/json/value.h"
+#include "core/router/access_log.h"
+#include "core/routing/forwarded.h"
 #include "core/routing/route_table.h"
 #include "core/routing/template.h"
 
@@ -33,6 +35,7 @@ struct HttpSettings {
 struct ListenerSnapshot {
     std::string address;
     std::optional<routing::Template> pass;
+    std::optional<routing::ForwardedRule> forwarded;  // trusted proxies' headers
     int backlog = -1;
 };
 
@@ -41,7 +44,8 @@ struct RouterSnapshot {
     unsigned listen_threads = 1;
     std::map<std::string, ListenerSnapshot, std::less<>> listeners;
     routing::RouteTable routes;
-    std::string server;  // the Server header's value
+    std::string server;                     // the Server header's value
+    std::shared_ptr<AccessLog> access_log;  // null: no access log
 
     // Compiles a validated tree. Refuses what this router cannot serve, with
     // the reason the controller passes on to the user.
