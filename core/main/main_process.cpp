@@ -1,6 +1,7 @@
 #include "core/main/main_process.h"
 
 #include <fmt/format.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -279,6 +280,14 @@ int runDaemon(const Options& options, std::span<const ProcessKind* const> kinds,
     }
     if (!settings->unprivileged) {
         log::warn("running as uid {}, not root: cannot use arbitrary user and group", ::geteuid());
+    }
+
+    // Every client connection is a descriptor in the router: use what the
+    // system allows rather than the conservative default soft limit.
+    rlimit files{};
+    if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &files);
     }
 
     boost::asio::io_context io;
