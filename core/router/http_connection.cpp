@@ -11,7 +11,10 @@
 namespace canopy {
 namespace {
 
-constexpr size_t kReadChunk = 16 * 1024;
+// A request head usually fits the first buffer; it doubles when it does not
+// (the parser's limits bound it).
+constexpr size_t kFirstBufferSize = 4096;
+constexpr size_t kMinReadRoom = 1024;
 // Internal passes from route to route stop here, as in Unit.
 constexpr int kMaxPassHops = 255;
 
@@ -29,6 +32,7 @@ HttpConnection::HttpConnection(Socket socket, std::string listener, RouterEngine
       listener_(std::move(listener)),
       engine_(engine) {
     boost::system::error_code ec;
+    socket_.non_blocking(true, ec);
     remote_ = endpointAddress(socket_.remote_endpoint(ec));
     local_ = endpointAddress(socket_.local_endpoint(ec));
     engine_.counters().accepted.fetch_add(1, std::memory_order_relaxed);
@@ -95,6 +99,9 @@ void HttpConnection::waitForRequest() {
     }
     phase_ = Phase::Idle;
     setIdle(true);
+    // Nothing is buffered: give the memory back while the client is idle.
+    std::vector<char>().swap(buffer_);
+    parser_.reset();
     armTimer(snapshot_->http.idle_timeout);
     readMore();
 }
@@ -107,28 +114,44 @@ void HttpConnection::beginHead() {
         return;
     }
     const auto& http = snapshot_->http;
-    parser_.emplace(http::RequestParserOptions::fromSettings(
+    parser_ = std::make_unique<http::RequestParser>(http::RequestParserOptions::fromSettings(
         http.large_header_buffer_size, http.large_header_buffers, http.discard_unsafe_fields));
     phase_ = Phase::Head;
     armTimer(http.header_read_timeout);
 }
 
 void HttpConnection::readMore() {
-    if (buffer_.size() - end_ < kReadChunk) {
-        buffer_.resize(end_ + kReadChunk);
+    // Wait for readability before taking a buffer: an idle connection then
+    // costs its socket and this object, not a read buffer.
+    socket_.async_wait(Socket::wait_read,
+                       [self = shared_from_this()](const boost::system::error_code& ec) {
+                           if (ec) {
+                               self->close();
+                               return;
+                           }
+                           self->readAvailable();
+                       });
+}
+
+void HttpConnection::readAvailable() {
+    if (buffer_.size() - end_ < kMinReadRoom) {
+        buffer_.resize(std::max(kFirstBufferSize, buffer_.size() * 2));
     }
-    socket_.async_read_some(
-        boost::asio::buffer(buffer_.data() + end_, buffer_.size() - end_),
-        [self = shared_from_this()](const boost::system::error_code& ec, size_t length) {
-            if (ec) {
-                if (self->phase_ == Phase::Head && ec != boost::asio::error::operation_aborted) {
-                    log::debug("client closed a connection in the middle of a request head");
-                }
-                self->close();
-                return;
-            }
-            self->onData(length);
-        });
+    boost::system::error_code ec;
+    size_t length =
+        socket_.read_some(boost::asio::buffer(buffer_.data() + end_, buffer_.size() - end_), ec);
+    if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
+        readMore();
+        return;
+    }
+    if (ec) {
+        if (phase_ == Phase::Head) {
+            log::debug("client closed a connection in the middle of a request head");
+        }
+        close();
+        return;
+    }
+    onData(length);
 }
 
 void HttpConnection::onData(size_t length) {
@@ -187,7 +210,7 @@ void HttpConnection::startRequest() {
         } else {
             http::ChunkedDecoderOptions options;
             options.max_body_size = snapshot_->http.max_body_size;
-            chunked_.emplace(options);
+            chunked_ = std::make_unique<http::ChunkedDecoder>(options);
         }
     }
     respond();

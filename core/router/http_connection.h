@@ -34,6 +34,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
 
     void waitForRequest();
     void readMore();
+    void readAvailable();
     void beginHead();
     void onData(size_t length);
     void parseHead();
@@ -60,12 +61,13 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     size_t begin_ = 0;  // first byte of the current request
     size_t end_ = 0;    // end of the data read
     size_t head_size_ = 0;
-    std::optional<http::RequestParser> parser_;
+    // Allocated while a request is read; an idle connection holds neither.
+    std::unique_ptr<http::RequestParser> parser_;
     Phase phase_ = Phase::Idle;
     bool idle_counted_ = false;
 
     uint64_t body_remaining_ = 0;
-    std::optional<http::ChunkedDecoder> chunked_;
+    std::unique_ptr<http::ChunkedDecoder> chunked_;
     bool head_request_ = false;
     bool keep_alive_ = true;
     int status_ = 0;

@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+"""Requests per second for `return 200` on a kept-alive connection: canopyd's
+router against nginx, one worker each, wrk on the same machine, same run.
+
+    bench/return_200.py [--duration 10] [--connections 50] [--canopyd PATH]
+"""
+
+import argparse
+import json
+import re
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
+from canopy_daemon import Canopy, wait_until  # noqa: E402
+import os  # noqa: E402
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wrk(port, duration, connections):
+    output = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
+         f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", output)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    return {"requests_per_second": rps, "p99_ms": round(float(p99.group(1)) * scale, 3)}
+
+
+def bench_canopy(binary, duration, connections):
+    os.environ["CANOPYD"] = binary
+    os.environ.setdefault("CANOPY_FIXTURE_GOOD_MODULES_DIR", tempfile.gettempdir())
+    daemon = Canopy().start()
+    try:
+        port = free_port()
+        answer = daemon.put("/config", {
+            "listeners": {f"127.0.0.1:{port}": {"pass": "routes"}},
+            "routes": [{"action": {"return": 200}}],
+            "settings": {"listen_threads": 1}})
+        assert answer.status == 200, answer
+        return wrk(port, duration, connections)
+    finally:
+        daemon.close()
+
+
+def bench_nginx(duration, connections):
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="canopy-bench-nginx-"))
+    (workdir / "nginx.conf").write_text(f"""
+worker_processes 1;
+daemon off;
+error_log {workdir}/error.log;
+pid {workdir}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    server {{ listen 127.0.0.1:{port}; location / {{ return 200; }} }}
+}}
+""")
+    server = subprocess.Popen([nginx, "-c", str(workdir / "nginx.conf"), "-p", str(workdir)])
+    try:
+        def up():
+            try:
+                socket.create_connection(("127.0.0.1", port)).close()
+                return True
+            except OSError:
+                return False
+        wait_until(up)
+        return wrk(port, duration, connections)
+    finally:
+        server.terminate()
+        server.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=50)
+    root = Path(__file__).resolve().parent.parent
+    default = root / "build" / "release" / "bin" / "canopyd"
+    parser.add_argument("--canopyd", default=str(default))
+    arguments = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    canopy = bench_canopy(arguments.canopyd, arguments.duration, arguments.connections)
+    time.sleep(1)
+    nginx = bench_nginx(arguments.duration, arguments.connections)
+    print(json.dumps({"canopy": canopy, "nginx": nginx,
+                      "ratio_rps_canopy_to_nginx":
+                          round(canopy["requests_per_second"] / nginx["requests_per_second"], 2)},
+                     indent=2))
+
+
+if __name__ == "__main__":
+    main()
