@@ -106,6 +106,10 @@ Result<std::shared_ptr<const RouterSnapshot>> RouterSnapshot::build(const json::
     if (auto value = boolAt(http, "discard_unsafe_fields")) {
         snapshot->http.discard_unsafe_fields = *value;
     }
+    if (boolAt(http, "log_route").value_or(false)) {
+        return Error{"Route logging (\"log_route\") is not available yet in this version of "
+                     "Canopy."};
+    }
     if (auto value = boolAt(http, "server_version")) {
         snapshot->http.server_version = *value;
     }

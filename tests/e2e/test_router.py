@@ -362,3 +362,80 @@ def test_forwarded_client_address_from_a_trusted_proxy(canopy):
                    {"action": {"return": 403}}]})
     assert get(port, "/", headers={"X-Forwarded-For": "203.0.113.7"})[0] == 200
     assert get(port, "/")[0] == 403
+
+
+def test_wildcard_and_abstract_listeners(canopy):
+    port = free_port()
+    name = f"canopy-test-{port}"
+    configure(canopy, {"listeners": {f"*:{port}": {"pass": "routes"},
+                                     f"unix:@{name}": {"pass": "routes"}},
+                       "routes": [{"action": {"return": 204}}]})
+    assert get(port, "/")[0] == 204
+    with socket.socket(socket.AF_UNIX) as client:
+        client.connect("\0" + name)
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert client.recv(4096).startswith(b"HTTP/1.1 204")
+
+
+def test_unsafe_header_fields_are_discarded_unless_asked_not_to(canopy):
+    port = free_port()
+    routes = [{"match": {"headers": {"X_Under": "*"}}, "action": {"return": 200}},
+              {"action": {"return": 404}}]
+    configure(canopy, {"listeners": {f"127.0.0.1:{port}": {"pass": "routes"}}, "routes": routes})
+    assert get(port, "/", headers={"X_Under": "1"})[0] == 404
+    configure(canopy, {"listeners": {f"127.0.0.1:{port}": {"pass": "routes"}}, "routes": routes,
+                       "settings": {"http": {"discard_unsafe_fields": False}}})
+    assert get(port, "/", headers={"X_Under": "1"})[0] == 200
+
+
+def test_expect_continue_is_answered_without_waiting_for_the_body(served):
+    with socket.create_connection(("127.0.0.1", served.port), timeout=5) as client:
+        client.sendall(b"POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n"
+                       b"Expect: 100-continue\r\n\r\n")
+        answer = client.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 201")
+
+
+def test_no_connection_is_refused_while_the_configuration_changes(canopy):
+    port = free_port()
+    listener = {f"127.0.0.1:{port}": {"pass": "routes"}}
+    configure(canopy, {"listeners": listener, "routes": [{"action": {"return": 200}}]})
+    stop = threading.Event()
+    failures = []
+    served = [0]
+
+    def hammer():
+        while not stop.is_set():
+            try:
+                status = get(port, "/")[0]
+                if status not in (200, 201):
+                    failures.append(status)
+                served[0] += 1
+            except OSError as error:
+                failures.append(repr(error))
+
+    clients = [threading.Thread(target=hammer) for _ in range(4)]
+    for client in clients:
+        client.start()
+    for round_number in range(10):
+        status = 200 if round_number % 2 else 201
+        configure(canopy, {"listeners": listener, "routes": [{"action": {"return": status}}],
+                           "settings": {"listen_threads": 1 + round_number % 3}})
+    stop.set()
+    for client in clients:
+        client.join()
+    assert failures == []
+    assert served[0] > 10
+
+
+def test_unfinished_features_are_refused_with_a_reason(canopy):
+    port = free_port()
+    base = {"listeners": {f"127.0.0.1:{port}": {"pass": "routes"}}}
+    for extra, word in [({"routes": [{"action": {"share": "/srv$uri"}}]}, "share"),
+                        ({"routes": [{"action": {"proxy": "http://127.0.0.1:1"}}]}, "proxy"),
+                        ({"routes": [{"action": {"return": 200}}],
+                          "settings": {"http": {"log_route": True}}}, "log_route")]:
+        answer = canopy.put("/config", dict(base, **extra))
+        assert answer.status == 500, (extra, answer)
+        assert word in answer.json["detail"]
+    assert canopy.get("/config/listeners").json == {}
