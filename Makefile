@@ -22,15 +22,18 @@ build: configure
 run: build
 	@mkdir -p $(RUN_DIR)/state $(RUN_DIR)/tmp
 	@chmod 755 $(RUN_DIR)
-	@echo "canopyd: control API on unix:$(RUN_DIR)/control.sock, log below, Ctrl-C stops"
-	@echo "         try: curl --unix-socket $(RUN_DIR)/control.sock http://localhost/config"
+	@echo "canopyd: HTTP on 127.0.0.1:8080, control API on unix:$(RUN_DIR)/control.sock"
+	@echo "         try: curl -i http://127.0.0.1:8080/hello"
+	@echo "              curl --unix-socket $(RUN_DIR)/control.sock http://localhost/config"
+	@echo "         log below; Ctrl-C stops"
 	$(CANOPYD) --no-daemon \
 		--control unix:$(RUN_DIR)/control.sock \
 		--pid $(RUN_DIR)/canopy.pid \
 		--log /dev/stderr \
 		--statedir $(RUN_DIR)/state \
 		--tmpdir $(RUN_DIR)/tmp \
-		--modulesdir $(CURDIR)/$(BUILD_DIR)/modules
+		--modulesdir $(CURDIR)/$(BUILD_DIR)/modules \
+		--config $(CURDIR)/examples/config.json
 
 test: build
 	@ctest --preset $(PRESET)
