@@ -14,6 +14,7 @@
 #include <string>
 #include <utility>
 
+#include "core/base/hex.h"
 #include "core/config/json_schema.h"
 #include "core/config/regex.h"
 
@@ -68,17 +69,6 @@ bool isKnownVariable(std::string_view name) {
                        });
 }
 
-int hexValue(char character) {
-    if (character >= '0' && character <= '9') {
-        return character - '0';
-    }
-    character = static_cast<char>(std::tolower(static_cast<unsigned char>(character)));
-    if (character >= 'a' && character <= 'f') {
-        return character - 'a' + 10;
-    }
-    return -1;
-}
-
 // The text with %XX sequences decoded; nullopt when a '%' is not followed by
 // two hex digits.
 std::optional<std::string> percentDecode(std::string_view text) {
@@ -92,8 +82,8 @@ std::optional<std::string> percentDecode(std::string_view text) {
         if (index + 2 >= text.size()) {
             return std::nullopt;
         }
-        int high = hexValue(text[index + 1]);
-        int low = hexValue(text[index + 2]);
+        int high = hexDigitValue(text[index + 1]);
+        int low = hexDigitValue(text[index + 2]);
         if (high < 0 || low < 0) {
             return std::nullopt;
         }

@@ -1,4 +1,6 @@
 // Recursive descent over Unit's JSON dialect. Every failure records the byte
+
+#include "core/base/hex.h"
 // offset where the problem is and stops; ParseError's line and column are
 // computed from that offset afterwards, the way Unit computes them.
 
@@ -33,19 +35,6 @@ constexpr double kTwoTo63 = 9223372036854775808.0;
 
 bool isDigit(char c) {
     return c >= '0' && c <= '9';
-}
-
-int hexDigit(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
 }
 
 std::string hexByte(unsigned char byte) {
@@ -307,7 +296,7 @@ class Parser {
         }
         long result = 0;
         for (size_t i = 0; i < 4; ++i) {
-            int digit = hexDigit(text_[offset + i]);
+            int digit = hexDigitValue(text_[offset + i]);
             if (digit < 0) {
                 return -1;
             }

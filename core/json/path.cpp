@@ -3,30 +3,19 @@
 #include <charconv>
 #include <system_error>
 
+#include "core/base/hex.h"
+
 namespace canopy::json {
 
 namespace {
-
-int hexValue(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
 
 // The byte a "%XX" at `offset` stands for, or -1 when it is not a valid escape.
 int escapedByte(std::string_view text, size_t offset) {
     if (offset + 2 >= text.size()) {
         return -1;
     }
-    int high = hexValue(text[offset + 1]);
-    int low = hexValue(text[offset + 2]);
+    int high = hexDigitValue(text[offset + 1]);
+    int low = hexDigitValue(text[offset + 2]);
     if (high < 0 || low < 0) {
         return -1;
     }

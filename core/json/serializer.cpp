@@ -7,14 +7,10 @@
 
 namespace canopy::json {
 
-namespace {
-
-constexpr std::string_view kLineEnd = "\r\n";
-
 // Minimal escaping: '"', '\\' and control characters; everything else,
 // non-ASCII UTF-8 included, is copied as is. Unit writes the \u00XX form
 // with an uppercase hex digit, so we do too.
-void appendString(std::string& out, const std::string& text) {
+void appendQuoted(std::string& out, std::string_view text) {
     out += '"';
     for (char c : text) {
         auto byte = static_cast<unsigned char>(c);
@@ -54,6 +50,11 @@ void appendString(std::string& out, const std::string& text) {
     out += '"';
 }
 
+namespace {
+
+constexpr std::string_view kLineEnd = "\r\n";
+
+
 bool isNonEmptyContainer(const Value& value) {
     return (value.isObject() && !value.asObject().empty()) ||
            (value.isArray() && !value.asArray().empty());
@@ -77,7 +78,7 @@ class Writer {
                 out_ += value.asNumber().text;
                 return;
             case Type::String:
-                appendString(out_, value.asString());
+                appendQuoted(out_, value.asString());
                 return;
             case Type::Array:
                 writeArray(value.asArray(), level);
@@ -134,7 +135,7 @@ class Writer {
                 }
             }
             newLine(level + 1);
-            appendString(out_, members[i].key);
+            appendQuoted(out_, members[i].key);
             out_ += pretty_ ? ": " : ":";
             write(members[i].value, level + 1);
         }

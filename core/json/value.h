@@ -115,6 +115,9 @@ struct ParseError {
 // beyond 2^63-1, and invalid strings are errors.
 std::variant<Value, ParseError> parse(std::string_view text);
 
+// Appends `text` as a JSON string literal (quoted, escaped as Unit does).
+void appendQuoted(std::string& out, std::string_view text);
+
 // Compact, as conf.json stores it.
 std::string serialize(const Value& value);
 // As the control API answers: TAB indentation, CRLF line ends, a blank line

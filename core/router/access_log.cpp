@@ -12,36 +12,6 @@ namespace {
 
 constexpr size_t kFlushThreshold = 64 * 1024;
 
-void appendJsonString(std::string& out, std::string_view text) {
-    out += '"';
-    for (unsigned char character : text) {
-        switch (character) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (character < 0x20) {
-                    out += fmt::format("\\u{:04x}", character);
-                } else {
-                    out += static_cast<char>(character);
-                }
-        }
-    }
-    out += '"';
-}
-
 }  // namespace
 
 Result<std::shared_ptr<AccessLog>> AccessLog::compile(const json::Value& setting) {
@@ -105,9 +75,9 @@ void AccessLog::appendLine(const routing::RequestView& request, std::string& out
                 out += ',';
             }
             first = false;
-            appendJsonString(out, name);
+            json::appendQuoted(out, name);
             out += ':';
-            appendJsonString(out, value.evaluate(request));
+            json::appendQuoted(out, value.evaluate(request));
         }
         out += '}';
     }

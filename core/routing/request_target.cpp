@@ -1,5 +1,7 @@
 #include "core/routing/request_target.h"
 
+#include "core/base/hex.h"
+
 namespace canopy::routing {
 namespace {
 
@@ -34,19 +36,6 @@ bool startsEscape(std::string_view text, size_t index) {
 }
 
 }  // namespace
-
-int hexDigitValue(char character) {
-    if (character >= '0' && character <= '9') {
-        return character - '0';
-    }
-    if (character >= 'a' && character <= 'f') {
-        return character - 'a' + 10;
-    }
-    if (character >= 'A' && character <= 'F') {
-        return character - 'A' + 10;
-    }
-    return -1;
-}
 
 void percentDecodeLenient(std::string_view text, bool plus_as_space, std::string& out) {
     for (size_t index = 0; index < text.size(); ++index) {

@@ -9,10 +9,9 @@
 #include <string_view>
 #include <variant>
 
-namespace canopy::routing {
+#include "core/base/hex.h"
 
-// Value of a hex digit, or -1.
-int hexDigitValue(char character);
+namespace canopy::routing {
 
 // Appends `text` with %XX decoded to `out`; with `plus_as_space` (query
 // strings) '+' becomes ' '. A '%' not followed by two hex digits is kept as
