@@ -11,14 +11,15 @@
 namespace canopy {
 
 std::string versionText() {
-    // Features arrive with the subsystems that provide them; each is listed
+    // Features arrive with the subsystems that provide them (regex: PCRE2 in
+    // routes); each is listed
     // with + or - so scripts can test for one.
     return fmt::format(
         "canopy version: {}\n"
         "compiler: {}\n"
         "build type: {}, C++20, prefix {}\n"
         "module ABI: {}.{}\n"
-        "features: -tls -regex -isolation\n",
+        "features: -tls +regex -isolation\n",
         build::kVersion, build::kCompiler, build::kBuildType, build::kInstallPrefix,
         CANOPY_MODULE_ABI_MAJOR, CANOPY_MODULE_ABI_MINOR);
 }
