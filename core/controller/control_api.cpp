@@ -151,12 +151,24 @@ void ControlApi::routerConnected() {
             runQueue();
             return;
         }
+        if (applied.error().system_errno != 0) {
+            // The router went away before it answered: nothing was refused.
+            // Its replacement gets the same tree when it connects.
+            log::warn(
+                "the router did not take the configuration ({}); waiting for it to "
+                "return",
+                applied.error().message);
+            return;
+        }
         log::alert(
             "the router refused the stored configuration ({}); starting with the empty "
             "configuration",
             applied.error().message);
         configuration_ = std::get<json::Value>(json::parse(kDefaultConfiguration));
         backend_.apply(json::serialize(configuration_), [this](Result<void> empty_applied) {
+            if (!empty_applied && empty_applied.error().system_errno != 0) {
+                return;  // gone again; the next router gets the empty tree
+            }
             if (!empty_applied) {
                 log::alert("the router refused the empty configuration: {}",
                            empty_applied.error().message);

@@ -43,7 +43,7 @@ void ChildContext::request(std::string_view to, MessageType type, std::string_vi
     Port* target = port(to);
     if (target == nullptr) {
         boost::asio::post(io_, [done = std::move(done), to = std::string(to)] {
-            done(Error{fmt::format("the {} process is not running", to)});
+            done(Error{fmt::format("the {} process is not running", to), ENOTCONN});
         });
         return;
     }

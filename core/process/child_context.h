@@ -43,7 +43,9 @@ class ChildContext {
 
     // Sends a request to "main" or a peer and calls `done` once with its
     // Reply (same stream), or with an error when the port closes or
-    // `timeout` passes first. `done` runs on the event loop.
+    // `timeout` passes first. `done` runs on the event loop. Errors of the
+    // exchange itself carry an errno (ENOTCONN, EPIPE, ETIMEDOUT), so a
+    // caller can tell "the peer went away" from what the peer answered.
     using ReplyHandler = std::function<void(Result<Message>)>;
     void request(std::string_view to, MessageType type, std::string_view payload,
                  std::chrono::milliseconds timeout, ReplyHandler done);

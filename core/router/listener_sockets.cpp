@@ -33,7 +33,8 @@ Result<int> ListenerSockets::open(const std::string& address, int backlog) {
     return fd;
 }
 
-void ListenerSockets::close(const std::string& address) {
+void ListenerSockets::close(std::string address) {
+    // By value: callers may pass a key of the map this erases from.
     auto found = listeners_.find(address);
     if (found == listeners_.end()) {
         return;

@@ -24,7 +24,7 @@ class ListenerSockets {
     // The descriptor stays owned by this object.
     Result<int> open(const std::string& address, int backlog);
     // Closes it and removes a Unix socket's file.
-    void close(const std::string& address);
+    void close(std::string address);
     void closeAll();
 
   private:

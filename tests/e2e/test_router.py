@@ -257,7 +257,7 @@ def test_router_restart_keeps_serving_the_same_configuration(served):
             return get(served.port, "/hello")[0] == 200
         except OSError:
             return False
-    assert wait_until(answered)
+    assert wait_until(answered), served.log()
 
 
 def test_status_counts_connections_and_requests(served):

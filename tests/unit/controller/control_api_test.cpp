@@ -104,6 +104,21 @@ TEST_F(ControlApiTest, RefusedStoredTreeFallsBackToTheDefault) {
     EXPECT_EQ(answerJson(0), parsed(R"({"listeners":{},"routes":[],"applications":{}})"));
 }
 
+TEST_F(ControlApiTest, RouterThatDiesBeforeAnsweringDoesNotCostTheConfiguration) {
+    api(R"({"routes": [{"action": {"return": 204}}]})");
+    api_->routerConnected();
+    backend_.answerApply(Error{"the router process exited", EPIPE});
+    EXPECT_EQ(backend_.applied.size(), 1U);  // no fallback to the empty tree
+    send("GET", "/config/routes/0/action/return");
+    EXPECT_TRUE(answers_.empty());  // waits for a router
+    api_->routerConnected();
+    ASSERT_EQ(backend_.applied.size(), 2U);
+    EXPECT_NE(backend_.applied[1].find("204"), std::string::npos);
+    backend_.answerApply({});
+    ASSERT_EQ(answers_.size(), 1U);
+    EXPECT_EQ(answers_[0].body, "204\r\n");
+}
+
 TEST_F(ControlApiTest, ChangesAreSerialisedAndEachIsAnswered) {
     api();
     api_->routerConnected();
