@@ -45,7 +45,8 @@ RouterEngine::~RouterEngine() {
 }
 
 void RouterEngine::publish(std::shared_ptr<const RouterSnapshot> snapshot) {
-    snapshot_.store(std::move(snapshot));
+    std::lock_guard lock(snapshot_mutex_);
+    snapshot_ = std::move(snapshot);
 }
 
 void RouterEngine::resize(unsigned threads) {
