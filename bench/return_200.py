@@ -11,6 +11,7 @@ import re
 import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -90,18 +91,36 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating rounds; medians are reported")
     root = Path(__file__).resolve().parent.parent
     default = root / "build" / "release" / "bin" / "canopyd"
     parser.add_argument("--canopyd", default=str(default))
     arguments = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    canopy = bench_canopy(arguments.canopyd, arguments.duration, arguments.connections)
-    time.sleep(1)
-    nginx = bench_nginx(arguments.duration, arguments.connections)
-    print(json.dumps({"canopy": canopy, "nginx": nginx,
+    # Alternating rounds, medians: whatever else the machine does weighs on
+    # both servers alike.
+    canopy_runs, nginx_runs = [], []
+    for _ in range(arguments.rounds):
+        canopy_runs.append(bench_canopy(arguments.canopyd, arguments.duration,
+                                        arguments.connections))
+        time.sleep(1)
+        nginx_runs.append(bench_nginx(arguments.duration, arguments.connections))
+        time.sleep(1)
+
+    def median(runs, key):
+        return statistics.median(run[key] for run in runs)
+
+    canopy = {"requests_per_second": median(canopy_runs, "requests_per_second"),
+              "p99_ms": median(canopy_runs, "p99_ms")}
+    nginx = {"requests_per_second": median(nginx_runs, "requests_per_second"),
+             "p99_ms": median(nginx_runs, "p99_ms")}
+    print(json.dumps({"rounds": arguments.rounds, "canopy": canopy, "nginx": nginx,
                       "ratio_rps_canopy_to_nginx":
-                          round(canopy["requests_per_second"] / nginx["requests_per_second"], 2)},
+                          round(canopy["requests_per_second"] / nginx["requests_per_second"], 2),
+                      "ratio_p99_canopy_to_nginx":
+                          round(canopy["p99_ms"] / max(nginx["p99_ms"], 0.001), 2)},
                      indent=2))
 
 

@@ -24,6 +24,53 @@ routing::Address endpointAddress(const HttpConnection::Socket::endpoint_type& en
     return address.value_or(routing::Address::unixSocket());
 }
 
+// Per worker thread: buffers and parsers of connections gone idle, reused by
+// the next request instead of freed and allocated again. Bounded, so idle
+// connections still hold nothing and a burst leaves little behind.
+constexpr size_t kPoolLimit = 256;
+thread_local std::vector<std::vector<char>> spare_buffers;
+thread_local std::vector<std::unique_ptr<http::RequestParser>> spare_parsers;
+
+std::vector<char> takeBuffer() {
+    if (spare_buffers.empty()) {
+        return std::vector<char>(kFirstBufferSize);
+    }
+    std::vector<char> buffer = std::move(spare_buffers.back());
+    spare_buffers.pop_back();
+    return buffer;
+}
+
+void giveBuffer(std::vector<char>& buffer) {
+    if (buffer.capacity() == kFirstBufferSize && spare_buffers.size() < kPoolLimit) {
+        spare_buffers.push_back(std::move(buffer));
+    }
+    std::vector<char>().swap(buffer);
+}
+
+std::unique_ptr<http::RequestParser> takeParser(const http::RequestParserOptions& options) {
+    while (!spare_parsers.empty()) {
+        std::unique_ptr<http::RequestParser> parser = std::move(spare_parsers.back());
+        spare_parsers.pop_back();
+        const auto& kept = parser->options();
+        if (kept.max_line_size == options.max_line_size &&
+            kept.max_head_size == options.max_head_size &&
+            kept.max_field_count == options.max_field_count &&
+            kept.discard_unsafe_fields == options.discard_unsafe_fields &&
+            kept.accept_bare_lf == options.accept_bare_lf) {
+            parser->reset();
+            return parser;
+        }
+    }
+    return std::make_unique<http::RequestParser>(options);
+}
+
+void giveParser(std::unique_ptr<http::RequestParser>& parser) {
+    if (parser && spare_parsers.size() < kPoolLimit) {
+        spare_parsers.push_back(std::move(parser));
+    }
+    parser.reset();
+}
+
 }  // namespace
 
 HttpConnection::HttpConnection(Socket socket, std::string listener, RouterEngine& engine)
@@ -39,6 +86,8 @@ HttpConnection::HttpConnection(Socket socket, std::string listener, RouterEngine
 }
 
 HttpConnection::~HttpConnection() {
+    giveBuffer(buffer_);
+    giveParser(parser_);
     setIdle(false);
     engine_.counters().closed.fetch_add(1, std::memory_order_relaxed);
 }
@@ -60,11 +109,31 @@ void HttpConnection::setIdle(bool idle) {
 }
 
 void HttpConnection::armTimer(std::chrono::seconds timeout) {
-    uint64_t generation = ++timer_generation_;
-    timer_.expires_after(timeout);
-    timer_.async_wait([weak = weak_from_this(), generation](const boost::system::error_code& ec) {
+    // Moving a deadline must not cost a cancelled wait per request: one wait
+    // stays outstanding and, when it fires early, waits again for the
+    // current deadline. Only a deadline earlier than the pending wake-up
+    // restarts the wait.
+    deadline_ = std::chrono::steady_clock::now() + timeout;
+    if (timer_waiting_ && timer_.expiry() <= deadline_) {
+        return;
+    }
+    waitForDeadline();
+}
+
+void HttpConnection::waitForDeadline() {
+    timer_waiting_ = true;
+    timer_.expires_at(deadline_);
+    timer_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
         auto self = weak.lock();
-        if (!self || ec || generation != self->timer_generation_) {
+        if (!self || ec == boost::asio::error::operation_aborted) {
+            return;
+        }
+        self->timer_waiting_ = false;
+        if (self->phase_ == Phase::Closed) {
+            return;
+        }
+        if (std::chrono::steady_clock::now() < self->deadline_) {
+            self->waitForDeadline();
             return;
         }
         if (self->phase_ == Phase::Head || self->phase_ == Phase::Body) {
@@ -100,8 +169,8 @@ void HttpConnection::waitForRequest() {
     phase_ = Phase::Idle;
     setIdle(true);
     // Nothing is buffered: give the memory back while the client is idle.
-    std::vector<char>().swap(buffer_);
-    parser_.reset();
+    giveBuffer(buffer_);
+    giveParser(parser_);
     armTimer(snapshot_->http.idle_timeout);
     readMore();
 }
@@ -114,7 +183,8 @@ void HttpConnection::beginHead() {
         return;
     }
     const auto& http = snapshot_->http;
-    parser_ = std::make_unique<http::RequestParser>(http::RequestParserOptions::fromSettings(
+    giveParser(parser_);
+    parser_ = takeParser(http::RequestParserOptions::fromSettings(
         http.large_header_buffer_size, http.large_header_buffers, http.discard_unsafe_fields));
     phase_ = Phase::Head;
     armTimer(http.header_read_timeout);
@@ -134,8 +204,10 @@ void HttpConnection::readMore() {
 }
 
 void HttpConnection::readAvailable() {
-    if (buffer_.size() - end_ < kMinReadRoom) {
-        buffer_.resize(std::max(kFirstBufferSize, buffer_.size() * 2));
+    if (buffer_.empty()) {
+        buffer_ = takeBuffer();
+    } else if (buffer_.size() - end_ < kMinReadRoom) {
+        buffer_.resize(buffer_.size() * 2);
     }
     boost::system::error_code ec;
     size_t length =
@@ -443,7 +515,6 @@ void HttpConnection::close() {
     }
     phase_ = Phase::Closed;
     setIdle(false);
-    ++timer_generation_;
     timer_.cancel();
     boost::system::error_code ignored;
     socket_.close(ignored);

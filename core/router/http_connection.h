@@ -47,6 +47,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     void fail(int status, const char* reason);
     void close();
     void armTimer(std::chrono::seconds timeout);
+    void waitForDeadline();
     void setIdle(bool idle);
 
     Socket socket_;
@@ -72,7 +73,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     bool keep_alive_ = true;
     int status_ = 0;
     std::string response_;
-    uint64_t timer_generation_ = 0;
+    std::chrono::steady_clock::time_point deadline_;
+    bool timer_waiting_ = false;
 };
 
 }  // namespace canopy
