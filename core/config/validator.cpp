@@ -1445,6 +1445,9 @@ class Validator {
     }
 
     ValidationResult compression(const json::Value& value, const Location& where) {
+        if (context_.features.compression_encodings.empty()) {
+            return unsupported(where, "compression");
+        }
         auto compressor = [this](const json::Value& item, const Location& item_where) {
             if (auto result = checkMembers(
                     item, item_where,
