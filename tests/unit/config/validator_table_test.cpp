@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "core/config/validator.h"
+#include "core/controller/control_api.h"
 #include "core/json/path.h"
 #include "core/json/value.h"
 
@@ -109,20 +110,11 @@ const ModuleRegistry& fixtureRegistry() {
     return registry;
 }
 
-// The feature flags are copied from validationContextFor() in
-// core/controller/control_api.cpp: keep them equal, so that this table says
-// what the control API answers. There: tls, isolation and openat2 off, no
-// compression encodings; regex on, njs and telemetry off (the defaults). No
-// certificate is stored (the controller looks them up in /certificates).
+// The very context the control API validates with, so this table says what
+// the controller answers. No certificate is stored.
 ValidationContext controllerContext() {
-    ValidationContext context;
-    context.modules = &fixtureRegistry();
-    context.certificate_exists = [](std::string_view) { return false; };
-    context.features.tls = false;
-    context.features.isolation = false;
-    context.features.openat2 = false;
-    context.features.compression_encodings.clear();
-    return context;
+    static const json::Value no_certificates = json::Value::object();
+    return validationContextFor(fixtureRegistry(), no_certificates);
 }
 
 // ---- the table ----
