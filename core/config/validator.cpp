@@ -1538,32 +1538,7 @@ class Validator {
 }  // namespace
 
 const ModuleInfo* findModule(const ModuleRegistry* modules, std::string_view type) {
-    if (modules == nullptr) {
-        return nullptr;
-    }
-    // As written first, so that a third-party type with a digit in its name
-    // ("h2o") is found.
-    if (const ModuleInfo* module = modules->find(type)) {
-        return module;
-    }
-    // Unit reads "python3.11" as "python 3.11": the name ends at the first
-    // space or digit.
-    size_t end = 0;
-    while (end < type.size() && type[end] != ' ' && !(type[end] >= '0' && type[end] <= '9')) {
-        ++end;
-    }
-    std::string name(type.substr(0, end));
-    std::string_view version = type.substr(end);
-    if (version.starts_with(' ')) {
-        version.remove_prefix(1);
-    }
-    if (name == "go") {
-        name = "external";  // Unit's alias
-    }
-    if (version.empty()) {
-        return modules->find(name);
-    }
-    return modules->find(name + " " + std::string(version));
+    return modules == nullptr ? nullptr : modules->find(type);
 }
 
 ValidationResult validateConfiguration(const json::Value& root, const ValidationContext& context) {

@@ -145,11 +145,8 @@ void ModuleRegistry::assign(std::vector<ModuleInfo> modules) {
     modules_ = std::move(modules);
 }
 
-const ModuleInfo* ModuleRegistry::find(std::string_view type_spec) const {
-    size_t space = type_spec.find(' ');
-    std::string_view type = type_spec.substr(0, space);
-    std::string_view version_prefix =
-        space == std::string_view::npos ? std::string_view() : type_spec.substr(space + 1);
+const ModuleInfo* ModuleRegistry::findExact(std::string_view type,
+                                            std::string_view version_prefix) const {
     for (const auto& module : modules_) {  // newest first within a type
         if (module.type == type &&
             (version_prefix.empty() || versionHasPrefix(module.version, version_prefix))) {
@@ -157,6 +154,34 @@ const ModuleInfo* ModuleRegistry::find(std::string_view type_spec) const {
         }
     }
     return nullptr;
+}
+
+const ModuleInfo* ModuleRegistry::find(std::string_view type_spec) const {
+    size_t space = type_spec.find(' ');
+    std::string_view type = type_spec.substr(0, space);
+    std::string_view version_prefix =
+        space == std::string_view::npos ? std::string_view() : type_spec.substr(space + 1);
+    // As written first, so that a third-party type with a digit in its name
+    // ("h2o") is found.
+    if (const ModuleInfo* module = findExact(type, version_prefix)) {
+        return module;
+    }
+    // Unit reads "python3.11" as "python 3.11": the name ends at the first
+    // space or digit; "go" is Unit's alias of "external".
+    size_t end = 0;
+    while (end < type_spec.size() && type_spec[end] != ' ' &&
+           !(type_spec[end] >= '0' && type_spec[end] <= '9')) {
+        ++end;
+    }
+    std::string_view name = type_spec.substr(0, end);
+    std::string_view version = type_spec.substr(end);
+    if (version.starts_with(' ')) {
+        version.remove_prefix(1);
+    }
+    if (name == "go") {
+        name = "external";
+    }
+    return findExact(name, version);
 }
 
 }  // namespace canopy

@@ -61,12 +61,15 @@ class ModuleRegistry {
     const std::vector<ModuleInfo>& modules() const { return modules_; }
     bool empty() const { return modules_.empty(); }
 
-    // The module serving an application's `type`: "python", "python 3" or
-    // "python 3.11" (a version prefix, matched on whole components). The newest
-    // match wins; nullptr when none matches.
+    // The module serving an application's `type`: "python", "python 3",
+    // "python 3.11" or Unit's "python3.11" (a version prefix, matched on whole
+    // components; "go" means "external"). The newest match wins; nullptr when
+    // none matches.
     const ModuleInfo* find(std::string_view type_spec) const;
 
   private:
+    const ModuleInfo* findExact(std::string_view type, std::string_view version_prefix) const;
+
     std::vector<ModuleInfo> modules_;
 };
 

@@ -84,6 +84,19 @@ TEST_F(ModuleRegistryTest, VersionPrefixMatchesWholeComponentsOnly) {
     EXPECT_EQ(found(registry_, "python 3.11.1"), "(none)");
 }
 
+TEST_F(ModuleRegistryTest, UnitsSpellingWithoutASpace) {
+    EXPECT_EQ(found(registry_, "python3"), "python 3.11.10");
+    EXPECT_EQ(found(registry_, "python3.9"), "python 3.9.18");
+    EXPECT_EQ(found(registry_, "python3.1"), "(none)");
+}
+
+TEST(ModuleRegistryNamesTest, DigitsInATypeNameAndTheGoAlias) {
+    ModuleRegistry registry;
+    registry.assign({module("h2o", "2.2"), module("external", "0.1")});
+    EXPECT_EQ(found(registry, "h2o"), "h2o 2.2");  // a type with a digit, as written
+    EXPECT_EQ(found(registry, "go"), "external 0.1");
+}
+
 TEST_F(ModuleRegistryTest, NoMatch) {
     EXPECT_EQ(found(registry_, "perl"), "(none)");
     EXPECT_EQ(found(registry_, "python 4"), "(none)");
