@@ -188,46 +188,13 @@ bool AddressPattern::bodyMatches(const Address& address) const {
 }
 
 Result<AddressPatternSet> AddressPatternSet::compile(const json::Value& value) {
-    AddressPatternSet set;
-    auto add = [&](const json::Value& element) -> Result<void> {
-        if (!element.isString()) {
-            return Error{"an address pattern must be a string, not " +
-                         std::string(element.typeName())};
-        }
-        auto pattern = AddressPattern::compile(element.asString());
-        if (!pattern) {
-            return pattern.error();
-        }
-        set.has_positive_ = set.has_positive_ || !pattern->negative();
-        set.patterns_.push_back(pattern.value());
-        return {};
-    };
-    if (value.isArray()) {
-        for (const json::Value& element : value.asArray()) {
-            if (auto added = add(element); !added) {
-                return added.error();
-            }
-        }
-        return set;
+    auto list = PatternList<AddressPattern>::compile(
+        value, "an address pattern",
+        [](std::string_view text) { return AddressPattern::compile(text); });
+    if (!list) {
+        return list.error();
     }
-    if (auto added = add(value); !added) {
-        return added.error();
-    }
-    return set;
-}
-
-bool AddressPatternSet::matches(const Address& address) const {
-    bool positive_matched = false;
-    for (const AddressPattern& pattern : patterns_) {
-        if (pattern.negative()) {
-            if (pattern.bodyMatches(address)) {
-                return false;
-            }
-        } else if (!positive_matched && pattern.bodyMatches(address)) {
-            positive_matched = true;
-        }
-    }
-    return positive_matched || !has_positive_;
+    return AddressPatternSet(std::move(*list));
 }
 
 }  // namespace canopy::routing

@@ -14,6 +14,7 @@
 #include "core/base/result.h"
 #include "core/json/value.h"
 #include "core/routing/address.h"
+#include "core/routing/pattern_list.h"
 
 namespace canopy::routing {
 
@@ -49,13 +50,12 @@ class AddressPatternSet {
   public:
     static Result<AddressPatternSet> compile(const json::Value& value);
 
-    bool matches(const Address& address) const;
+    bool matches(const Address& address) const { return list_.matches(address); }
 
   private:
-    AddressPatternSet() = default;
+    explicit AddressPatternSet(PatternList<AddressPattern> list) : list_(std::move(list)) {}
 
-    std::vector<AddressPattern> patterns_;
-    bool has_positive_ = false;
+    PatternList<AddressPattern> list_;
 };
 
 }  // namespace canopy::routing

@@ -131,45 +131,12 @@ bool Pattern::bodyMatches(std::string_view subject) const {
 }
 
 Result<PatternSet> PatternSet::compile(const json::Value& value, PatternRules rules) {
-    PatternSet set;
-    auto add = [&](const json::Value& element) -> Result<void> {
-        if (!element.isString()) {
-            return Error{"a pattern must be a string, not " + std::string(element.typeName())};
-        }
-        auto pattern = Pattern::compile(element.asString(), rules);
-        if (!pattern) {
-            return pattern.error();
-        }
-        set.has_positive_ = set.has_positive_ || !pattern->negative();
-        set.patterns_.push_back(std::move(pattern.value()));
-        return {};
-    };
-    if (value.isArray()) {
-        for (const json::Value& element : value.asArray()) {
-            if (auto added = add(element); !added) {
-                return added.error();
-            }
-        }
-        return set;
+    auto list = PatternList<Pattern>::compile(
+        value, "a pattern", [&](std::string_view text) { return Pattern::compile(text, rules); });
+    if (!list) {
+        return list.error();
     }
-    if (auto added = add(value); !added) {
-        return added.error();
-    }
-    return set;
-}
-
-bool PatternSet::matches(std::string_view subject) const {
-    bool positive_matched = false;
-    for (const Pattern& pattern : patterns_) {
-        if (pattern.negative()) {
-            if (pattern.bodyMatches(subject)) {
-                return false;
-            }
-        } else if (!positive_matched && pattern.bodyMatches(subject)) {
-            positive_matched = true;
-        }
-    }
-    return positive_matched || !has_positive_;
+    return PatternSet(std::move(*list));
 }
 
 }  // namespace canopy::routing

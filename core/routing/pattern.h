@@ -13,6 +13,7 @@
 
 #include "core/base/result.h"
 #include "core/json/value.h"
+#include "core/routing/pattern_list.h"
 #include "core/routing/regex.h"
 
 namespace canopy::routing {
@@ -78,13 +79,12 @@ class PatternSet {
     // `value` must be a string or an array of strings.
     static Result<PatternSet> compile(const json::Value& value, PatternRules rules);
 
-    bool matches(std::string_view subject) const;
+    bool matches(std::string_view subject) const { return list_.matches(subject); }
 
   private:
-    PatternSet() = default;
+    explicit PatternSet(PatternList<Pattern> list) : list_(std::move(list)) {}
 
-    std::vector<Pattern> patterns_;
-    bool has_positive_ = false;
+    PatternList<Pattern> list_;
 };
 
 }  // namespace canopy::routing
