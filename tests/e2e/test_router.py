@@ -208,7 +208,8 @@ def test_listeners_come_and_go_without_dropping_kept_ones(canopy):
     assert get(second, "/")[0] == 202
     configure(canopy, {"listeners": {f"127.0.0.1:{second}": {"pass": "routes"}},
                        "routes": routes})
-    with pytest.raises(ConnectionRefusedError):
+    # Gone: refused, or reset when the attempt raced the socket's closing.
+    with pytest.raises((ConnectionRefusedError, ConnectionResetError)):
         get(first, "/")
     assert get(second, "/")[0] == 200
     connection.close()

@@ -1,16 +1,11 @@
-#include "core/gateway/port_message.h"
+#include "canopy/transport/port_message.h"
 
 #include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
 
-namespace canopy::gateway {
-
-using transport::Errc;
-using transport::Error;
-using transport::FileDescriptor;
-using transport::Result;
+namespace canopy::transport {
 
 namespace {
 
@@ -49,9 +44,9 @@ Result<void> sendPortMessage(int socket, PortMessageType type, uint32_t id, int 
             return Error{Errc::WouldBlock, 0, "port socket full"};
         }
         if (sent < 0 && (errno == EPIPE || errno == ECONNRESET)) {
-            return Error{Errc::Closed, 0, "worker closed its socket"};
+            return Error{Errc::Closed, 0, "the peer closed the port socket"};
         }
-        return sent < 0 ? transport::systemError("sendmsg on the port socket")
+        return sent < 0 ? systemError("sendmsg on the port socket")
                         : Error{Errc::System, 0, "short sendmsg on the port socket"};
     }
 }
@@ -77,12 +72,12 @@ Result<PortMessage> receivePortMessage(int socket) {
             return Error{Errc::WouldBlock, 0, "nothing on the port socket"};
         }
         if (errno == ECONNRESET) {
-            return Error{Errc::Closed, 0, "worker closed its socket"};
+            return Error{Errc::Closed, 0, "the peer closed the port socket"};
         }
-        return transport::systemError("recvmsg on the port socket");
+        return systemError("recvmsg on the port socket");
     }
     if (got == 0) {
-        return Error{Errc::Closed, 0, "worker closed its socket"};
+        return Error{Errc::Closed, 0, "the peer closed the port socket"};
     }
     PortMessage received;
     int descriptors = 0;
@@ -111,4 +106,4 @@ Result<PortMessage> receivePortMessage(int socket) {
     return received;
 }
 
-}  // namespace canopy::gateway
+}  // namespace canopy::transport
