@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,13 +13,23 @@
 #include <string>
 #include <vector>
 
-#include "canopy/transport/fd_passing.h"
+#include "canopy/transport/port_message.h"
 #include "canopy/transport/request_head.h"
 #include "fork_helper.h"
 #include "transport_fixture.h"
 
 namespace canopy::transport {
 namespace {
+
+// Port messages are read without blocking; a test waits for the one it
+// expects (the sender is another process) with a deadline.
+Result<PortMessage> receivePortMessageWaiting(int socket) {
+    pollfd readable{socket, POLLIN, 0};
+    if (::poll(&readable, 1, 10000) != 1) {
+        return Error{Errc::WouldBlock, 0, "no port message within 10 s"};
+    }
+    return receivePortMessage(socket);
+}
 
 using testing::attachConsumer;
 using testing::attachSegments;
@@ -108,7 +119,8 @@ double streamResponse(uint64_t total) {
         long rss_before = residentKib();
         // The app's own pool: one segment is its whole budget.
         SegmentPool pool(kChunks16k, holderOf(kConsumerParty), kChunks16k.mappedSize());
-        if (!pool.reserve(1).ok() || !sendDescriptor(sockets[1], 0, pool.table().find(0)->fd())) {
+        if (!pool.reserve(1).ok() || !sendPortMessage(sockets[1], PortMessageType::AppSegment, 0,
+                                                      pool.table().find(0)->fd())) {
             return 2;
         }
         StreamWriter writer(*consumer.channel, consumer.responseStream(), kConsumerParty,
@@ -145,7 +157,7 @@ double streamResponse(uint64_t total) {
     });
 
     SegmentTable app_segments;
-    auto received = receiveDescriptor(sockets[0]);
+    auto received = receivePortMessageWaiting(sockets[0]);
     EXPECT_TRUE(received.ok());
     if (received) {
         EXPECT_TRUE(app_segments.attach(0, std::move(received->fd), kChunks16k).ok());
@@ -315,7 +327,8 @@ TEST(StreamTest, TheReaderAborts) {
             return 1;
         }
         SegmentPool pool(kChunks16k, holderOf(kConsumerParty), kChunks16k.mappedSize());
-        if (!pool.reserve(1) || !sendDescriptor(sockets[1], 0, pool.table().find(0)->fd())) {
+        if (!pool.reserve(1) || !sendPortMessage(sockets[1], PortMessageType::AppSegment, 0,
+                                                 pool.table().find(0)->fd())) {
             return 2;
         }
         StreamWriter writer(*consumer.channel, consumer.responseStream(), kConsumerParty,
@@ -344,7 +357,7 @@ TEST(StreamTest, TheReaderAborts) {
         return ended && last == Errc::Aborted && clean ? 0 : 3;
     });
     SegmentTable app_segments;
-    auto received = receiveDescriptor(sockets[0]);
+    auto received = receivePortMessageWaiting(sockets[0]);
     ASSERT_TRUE(received.ok());
     ASSERT_TRUE(app_segments.attach(0, std::move(received->fd), kChunks16k).ok());
     StreamReader reader(*router.channel, router.response_stream, kRouterParty, app_segments);
@@ -380,8 +393,8 @@ TEST(StreamTest, AFileIsHandedOverByDescriptor) {
         SegmentTable none;
         StreamWriter writer(*consumer.channel, consumer.responseStream(), kConsumerParty, none);
         // The descriptor goes first, so the router has it when it sees the entry.
-        if (!sendDescriptor(sockets[1], 7, file) || !writer.writeFile(7, 11, content.size() - 11) ||
-            !writer.finish()) {
+        if (!sendPortMessage(sockets[1], PortMessageType::AppFile, 7, file) ||
+            !writer.writeFile(7, 11, content.size() - 11) || !writer.finish()) {
             return 3;
         }
         releaseHead(consumer.router_segments, consumer.descriptor);
@@ -397,9 +410,9 @@ TEST(StreamTest, AFileIsHandedOverByDescriptor) {
     }));
     ASSERT_TRUE(entry.ok());
     ASSERT_EQ(entry->kind, EntryKind::File);
-    auto received = receiveDescriptor(sockets[0]);
+    auto received = receivePortMessageWaiting(sockets[0]);
     ASSERT_TRUE(received.ok());
-    EXPECT_EQ(received->token, entry->file_token);
+    EXPECT_EQ(received->id, entry->file_token);
     int pipe_fds[2];
     ASSERT_EQ(::pipe(pipe_fds), 0);
     auto offset = static_cast<off_t>(entry->file_offset);

@@ -2,7 +2,7 @@
 
 // A stream carries one body, request or response, from a writer to a reader
 // as a sequence of entries: chunks of the writer's segments, or a file the
-// writer hands over by fd (sent on the Unix socket, see fd_passing.h).
+// writer hands over by fd (sent on the Unix socket, see port_message.h).
 //
 // Back-pressure: the writer may have at most `stream_credit` entries that
 // the reader has not yet released. A reader releases an entry after it has
