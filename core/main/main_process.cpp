@@ -265,6 +265,9 @@ int runDaemon(const Options& options, std::span<const ProcessKind* const> kinds,
         }
         readiness = std::move(*detached);
     }
+    // Before the pid file exists: tools that find the daemon through it
+    // expect the title to be set already.
+    setProcessTitle(mainTitle(argc, argv));
     if (!settings->log_file.empty()) {
         auto log_fd = openLogFile(settings->log_file);
         if (!log_fd) {
@@ -308,7 +311,6 @@ int runDaemon(const Options& options, std::span<const ProcessKind* const> kinds,
         notifyReady(std::move(readiness));
     }
 
-    setProcessTitle(mainTitle(argc, argv));
     log::info("canopy {} started", build::kVersion);
     main_process.watchSignals();
     main_process.boot();
