@@ -45,6 +45,8 @@
 #error "CANOPY_VALIDATOR_CASES_DIR must name the directory of the case files"
 #endif
 
+#include "tests/unit/config/fixture_module.h"
+
 namespace canopy::config {
 namespace {
 
@@ -52,15 +54,7 @@ namespace fs = std::filesystem;
 
 // ---- the context the controller validates with ----
 
-ModuleInfo fixtureModule(std::string type, std::string version, const char* schema) {
-    ModuleInfo info;
-    info.type = std::move(type);
-    info.version = std::move(version);
-    info.file = "/modules/" + info.type + info.version + ".canopy.so";
-    info.abi_major = 1;
-    info.schema = nlohmann::json::parse(schema);
-    return info;
-}
+using fixtures::fixtureModule;
 
 // A python-like module: a few keys, one required unless "targets" is given.
 constexpr const char* kPythonSchema = R"({

@@ -8,20 +8,14 @@
 #include <variant>
 #include <vector>
 
+#include "tests/unit/config/fixture_module.h"
+
 namespace canopy::config {
 namespace {
 
 using ::testing::HasSubstr;
 
-ModuleInfo module(std::string type, std::string version, const char* schema) {
-    ModuleInfo info;
-    info.type = std::move(type);
-    info.version = std::move(version);
-    info.file = "/modules/" + info.type + info.version + ".canopy.so";
-    info.abi_major = 1;
-    info.schema = nlohmann::json::parse(schema);
-    return info;
-}
+using fixtures::fixtureModule;
 
 // Small stand-ins for what the real modules declare: enough to show that the
 // core applies a module's schema and nothing language-specific of its own.
@@ -56,8 +50,8 @@ constexpr const char* kRubySchema = R"({
 class ValidatorTest : public ::testing::Test {
   protected:
     ValidatorTest() {
-        registry_.assign(
-            {module("python", "3.11.2", kPythonSchema), module("ruby", "3.1.2", kRubySchema)});
+        registry_.assign({fixtureModule("python", "3.11.2", kPythonSchema),
+                          fixtureModule("ruby", "3.1.2", kRubySchema)});
         context_.modules = &registry_;
         context_.certificate_exists = [](std::string_view name) {
             return name == "bundle" || name == "other";
@@ -681,7 +675,7 @@ TEST_F(ValidatorTest, ApplicationTypeIsRequired) {
 TEST_F(ValidatorTest, GoIsAnAliasOfExternal) {
     expectError(withApplication(R"({"type": "go", "executable": "/bin/app"})"),
                 "Unknown application type \"go\"", "/applications/shop/type");
-    registry_.assign({module("external", "1.0", R"({"type": "object",
+    registry_.assign({fixtureModule("external", "1.0", R"({"type": "object",
         "properties": {"executable": {"type": "string"}}, "required": ["executable"],
         "additionalProperties": false})")});
     expectValid(withApplication(R"({"type": "go", "executable": "/bin/app"})"));
@@ -689,15 +683,15 @@ TEST_F(ValidatorTest, GoIsAnAliasOfExternal) {
 }
 
 TEST_F(ValidatorTest, TypeNamesWithDigitsAreFoundAsWritten) {
-    registry_.assign({module("h2o", "1.0", R"({"type": "object"})")});
+    registry_.assign({fixtureModule("h2o", "1.0", R"({"type": "object"})")});
     expectValid(withApplication(R"({"type": "h2o"})"));
     expectValid(withApplication(R"({"type": "h2o 1"})"));
 }
 
 TEST_F(ValidatorTest, AvailableTypesAreListedOnce) {
-    ModuleInfo copy = module("python", "3.11.2", kPythonSchema);
+    ModuleInfo copy = fixtureModule("python", "3.11.2", kPythonSchema);
     copy.file = "/other/python3.11.canopy.so";
-    registry_.assign({module("python", "3.11.2", kPythonSchema), copy});
+    registry_.assign({fixtureModule("python", "3.11.2", kPythonSchema), copy});
     auto result = validate(withApplication(R"({"type": "perl"})"));
     ASSERT_FALSE(result.ok());
     EXPECT_EQ(result.error().message,
@@ -738,7 +732,7 @@ TEST_F(ValidatorTest, CommonKeysAreNotPassedToTheModuleSchema) {
 }
 
 TEST_F(ValidatorTest, ModuleWithUnsupportedSchemaIsReported) {
-    registry_.assign({module("python", "3.11.2", R"({"type": "object", "$ref": "#/x"})")});
+    registry_.assign({fixtureModule("python", "3.11.2", R"({"type": "object", "$ref": "#/x"})")});
     expectError(withApplication(R"({"type": "python", "module": "m"})"),
                 "invalid configuration schema", "/applications/shop");
 }
