@@ -11,6 +11,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/base/file.h"
 #include "core/cli/config_path.h"
 #include "core/cli/exit_codes.h"
 #include "core/cli/output.h"
@@ -25,16 +26,7 @@ Result<std::string> readInput(const CommandContext& context, const std::string& 
     if (file == "-") {
         return std::string(std::istreambuf_iterator<char>(context.in), {});
     }
-    std::ifstream stream(file, std::ios::binary);
-    if (!stream) {
-        return Error{fmt::format("cannot read {}: {}", file, std::strerror(errno))};
-    }
-    std::ostringstream contents;
-    contents << stream.rdbuf();
-    if (stream.bad()) {
-        return Error{fmt::format("cannot read {}: {}", file, std::strerror(errno))};
-    }
-    return contents.str();
+    return readFile(file);
 }
 
 int usage(const CommandContext& context, const Error& error) {

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <variant>
 
+#include "core/base/file.h"
 #include "core/base/unique_fd.h"
 #include "core/cli/config_path.h"
 #include "core/cli/exit_codes.h"
@@ -71,15 +72,7 @@ class EditFile {
         return {};
     }
 
-    Result<std::string> read() const {
-        std::ifstream stream(path_, std::ios::binary);
-        if (!stream) {
-            return systemError(fmt::format("cannot read {}", path_));
-        }
-        std::ostringstream contents;
-        contents << stream.rdbuf();
-        return contents.str();
-    }
+    Result<std::string> read() const { return readFile(path_); }
 
   private:
     explicit EditFile(std::string path) : path_(std::move(path)) {}

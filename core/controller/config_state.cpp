@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/base/file.h"
 #include "core/base/unique_fd.h"
 
 namespace canopy {
@@ -22,13 +23,11 @@ Result<std::optional<std::string>> readStoredConfig(const std::filesystem::path&
     if (!std::filesystem::exists(path, ec)) {
         return std::optional<std::string>{};
     }
-    std::ifstream stream(path, std::ios::binary);
-    if (!stream) {
-        return systemError(fmt::format("cannot read \"{}\"", path.string()));
+    auto content = readFile(path);
+    if (!content) {
+        return content.error();
     }
-    std::stringstream content;
-    content << stream.rdbuf();
-    return std::optional<std::string>(content.str());
+    return std::optional<std::string>(std::move(*content));
 }
 
 Result<void> writeStoredConfig(const std::filesystem::path& state_dir, std::string_view text) {

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <variant>
 
+#include "core/base/file.h"
 #include "core/base/log.h"
 #include "core/config/validator.h"
 #include "core/controller/config_state.h"
@@ -55,26 +56,17 @@ Result<json::Value> usableConfiguration(std::string_view text, const ModuleRegis
     return tree;
 }
 
-std::optional<std::string> readFile(const std::string& path) {
-    std::ifstream stream(path, std::ios::binary);
-    if (!stream) {
-        return std::nullopt;
-    }
-    std::stringstream content;
-    content << stream.rdbuf();
-    return content.str();
-}
-
 // ---- main's side ----
 
 Result<void> controllerInit(MainContext& main) {
     const auto& settings = main.settings();
     auto state = std::make_shared<ControllerMainState>();
     if (!settings.initial_config.empty()) {
-        auto text = readFile(settings.initial_config.string());
+        auto text = readFile(settings.initial_config);
         if (!text) {
             return systemError(fmt::format("cannot read the configuration file \"{}\"",
-                                           settings.initial_config.string()));
+                                           settings.initial_config.string()),
+                               text.error().system_errno);
         }
         auto parsed = json::parse(*text);
         if (auto* error = std::get_if<json::ParseError>(&parsed)) {
