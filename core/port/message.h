@@ -35,6 +35,15 @@ enum class MessageType : uint32_t {
     ListenerClose = 19,      // router -> main: "<address>"; no reply
     AccessLogOpen = 20,      // router -> main: "<path>"; Reply: fd or {"error"}
     ReopenFiles = 21,        // main -> every process on SIGUSR1: reopen what you write to
+    // router -> main -> the app's prototype: fork one worker. Payload JSON
+    // {"app", "generation", "conf", "attachment", "descriptors": [numbers]};
+    // fds: the worker's descriptors, in the order of "descriptors" (the
+    // numbers they had in the router, which the worker gets them at).
+    // Reply: {"pid"} once forked, or {"error"}.
+    AppProcessStart = 22,
+    AppWorkerKill = 23,      // router -> main: {"app", "pid"}: SIGKILL a stuck worker; no reply
+    AppRetire = 24,          // router -> main: {"app", "generation"}: no more workers; no reply
+    AppProcessExited = 25,   // prototype -> main: {"pid", "status"}: a worker was reaped
 };
 
 std::string_view messageTypeName(MessageType type);

@@ -53,6 +53,14 @@ std::string_view messageTypeName(MessageType type) {
             return "ACCESS_LOG_OPEN";
         case MessageType::ReopenFiles:
             return "REOPEN_FILES";
+        case MessageType::AppProcessStart:
+            return "APP_PROCESS_START";
+        case MessageType::AppWorkerKill:
+            return "APP_WORKER_KILL";
+        case MessageType::AppRetire:
+            return "APP_RETIRE";
+        case MessageType::AppProcessExited:
+            return "APP_PROCESS_EXITED";
     }
     return "UNKNOWN";
 }
