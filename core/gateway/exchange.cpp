@@ -46,6 +46,13 @@ bool Exchange::claimed() const {
            channel_->channel->streamWriter(response_stream_) != transport::kNoParty;
 }
 
+std::optional<WorkerId> Exchange::worker() const {
+    if (worker_ == nullptr) {
+        return std::nullopt;
+    }
+    return worker_->id;
+}
+
 void Exchange::notify() {
     if (on_ready_) {
         on_ready_();

@@ -81,6 +81,8 @@ class Exchange {
     uint64_t id() const { return id_; }
     // Whether a worker took the request (for timeouts: queued vs running).
     bool claimed() const;
+    // The worker that claimed it, once one did.
+    std::optional<WorkerId> worker() const;
 
     // --- Request body ------------------------------------------------------
 

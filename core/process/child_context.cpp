@@ -39,7 +39,8 @@ Port* ChildContext::port(std::string_view name) {
 }
 
 void ChildContext::request(std::string_view to, MessageType type, std::string_view payload,
-                           std::chrono::milliseconds timeout, ReplyHandler done) {
+                           std::chrono::milliseconds timeout, ReplyHandler done,
+                           std::span<const int> fds) {
     Port* target = port(to);
     if (target == nullptr) {
         boost::asio::post(io_, [done = std::move(done), to = std::string(to)] {
@@ -51,7 +52,7 @@ void ChildContext::request(std::string_view to, MessageType type, std::string_vi
     if (next_stream_ == 0) {
         next_stream_ = 1;
     }
-    if (auto sent = target->send(type, payload, {}, stream); !sent) {
+    if (auto sent = target->send(type, payload, fds, stream); !sent) {
         boost::asio::post(io_, [done = std::move(done), error = sent.error()] { done(error); });
         return;
     }

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,7 +49,8 @@ class ChildContext {
     // caller can tell "the peer went away" from what the peer answered.
     using ReplyHandler = std::function<void(Result<Message>)>;
     void request(std::string_view to, MessageType type, std::string_view payload,
-                 std::chrono::milliseconds timeout, ReplyHandler done);
+                 std::chrono::milliseconds timeout, ReplyHandler done,
+                 std::span<const int> fds = {});
     // Answers a request received from `to` on its stream.
     void reply(std::string_view to, uint32_t stream, std::string_view payload);
     std::vector<std::string> peerNames() const;

@@ -136,6 +136,18 @@ void HttpConnection::waitForDeadline() {
             self->waitForDeadline();
             return;
         }
+        if (self->phase_ == Phase::App && self->app_) {
+            AppRequest& app = *self->app_;
+            if (!app.body_done && !app.body_waiting && !app.head_sent) {
+                // The client stopped sending the body the app is waiting for.
+                app.call->cancel();
+                self->app_.reset();
+                self->fail(408, "request body timed out");
+            } else if (app.writing) {
+                self->close();  // the client stopped reading the answer
+            }
+            return;
+        }
         if (self->phase_ == Phase::Head || self->phase_ == Phase::Body) {
             // A client that stops half-way through a request: 408, then close.
             self->fail(408, "request timed out");
@@ -286,7 +298,7 @@ void HttpConnection::startRequest() {
         }
     }
     respond();
-    if (phase_ == Phase::Closed) {
+    if (phase_ == Phase::Closed || app_) {
         return;
     }
     if (keep_alive_ && (body_remaining_ > 0 || chunked_)) {
@@ -394,6 +406,12 @@ void HttpConnection::respond() {
             case routing::PassTarget::Kind::Route:
                 break;
             case routing::PassTarget::Kind::Application:
+                if (!snapshot_->applications.contains(target.name)) {
+                    status = 404;  // the validator knows no such application either
+                    continue;
+                }
+                startApplication(request, headers, host, target.name);
+                return;
             case routing::PassTarget::Kind::Upstream:
                 status = 503;  // refused at apply until they exist; kept safe here
                 continue;
@@ -514,6 +532,10 @@ void HttpConnection::close() {
         return;
     }
     phase_ = Phase::Closed;
+    if (app_) {
+        app_->call->cancel();
+        app_.reset();
+    }
     setIdle(false);
     timer_.cancel();
     boost::system::error_code ignored;

@@ -7,6 +7,7 @@
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,8 +15,10 @@
 
 #include "core/http/chunked_decoder.h"
 #include "core/http/request_parser.h"
+#include "core/router/app_call.h"
 #include "core/router/router_snapshot.h"
 #include "core/routing/address.h"
+#include "core/routing/request_view.h"
 
 namespace canopy {
 
@@ -30,7 +33,33 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     void start();
 
   private:
-    enum class Phase { Idle, Head, Body, Sending, Closed };
+    enum class Phase { Idle, Head, Body, Sending, App, Closed };
+
+    // A request passed to an application: what the access log and the next
+    // request need once its answer is written (the head's bytes stay in
+    // buffer_ until then).
+    struct AppRequest {
+        std::shared_ptr<AppCall> call;
+        routing::RequestView view;
+        std::vector<routing::Header> headers;
+        std::string host;
+        size_t consumed_end = 0;  // end of this request's bytes in buffer_
+        std::string leftover;     // bytes read past a chunked body: the next request
+        bool content_length = false;
+        uint64_t body_remaining = 0;
+        bool body_done = true;      // every body byte was read from the client
+        bool body_waiting = false;  // sent to the app, not yet taken
+        bool body_refused = false;
+        std::vector<char> body_buffer;
+        bool head_sent = false;
+        bool chunked_response = false;
+        bool send_body = true;
+        bool writing = false;
+        bool ended = false;
+        std::deque<AppOutput> queue;
+        uint64_t bytes_sent = 0;
+        std::vector<std::pair<std::string, std::string>> sent_fields;
+    };
 
     void waitForRequest();
     void readMore();
@@ -49,6 +78,20 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     void armTimer(std::chrono::seconds timeout);
     void waitForDeadline();
     void setIdle(bool idle);
+
+    void startApplication(routing::RequestView& request, std::vector<routing::Header>& headers,
+                          const std::string& host, const std::string& application);
+    void readAppBody();
+    void readAppBodyAvailable();
+    void onAppOutput(AppOutput output);
+    void writeAppOutput();
+    void writeAppPieces(std::shared_ptr<std::vector<gateway::BodyPiece>> pieces, size_t index,
+                        bool end);
+    void sendAppFile(std::shared_ptr<std::vector<gateway::BodyPiece>> pieces, size_t index,
+                     uint64_t done, bool end);
+    void appWritten(size_t pieces, bool end);
+    void finishApplication();
+    void answerAppError(int status);
 
     Socket socket_;
     boost::asio::steady_timer timer_;
@@ -75,6 +118,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     std::string response_;
     std::chrono::steady_clock::time_point deadline_;
     bool timer_waiting_ = false;
+    std::unique_ptr<AppRequest> app_;
 };
 
 }  // namespace canopy

@@ -24,6 +24,12 @@ struct RouterEngine::Worker {
     std::thread thread;
 };
 
+void RouterEngine::submitApplication(std::shared_ptr<AppCall> call) {
+    boost::asio::post(applications_executor_, [this, call = std::move(call)]() mutable {
+        submit_application_(std::move(call));
+    });
+}
+
 RouterEngine::RouterEngine(unsigned threads) {
     resize(threads);
 }

@@ -13,14 +13,15 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "core/base/unique_fd.h"
 #include "core/json/value.h"
+#include "core/router/app_call.h"
 #include "core/router/router_snapshot.h"
 
 namespace canopy {
@@ -56,6 +57,19 @@ class RouterEngine {
         return snapshot_;
     }
     RouterCounters& counters() { return counters_; }
+
+    // Where requests for applications go: `submit` runs on `executor` (the
+    // router's main thread, which drives the applications).
+    void setApplications(boost::asio::any_io_executor executor,
+                         std::function<void(std::shared_ptr<AppCall>)> submit) {
+        applications_executor_ = std::move(executor);
+        submit_application_ = std::move(submit);
+    }
+    // Any worker thread.
+    void submitApplication(std::shared_ptr<AppCall> call);
+    const boost::asio::any_io_executor& applicationsExecutor() const {
+        return applications_executor_;
+    }
     json::Value connectionsStatus() const;
 
   private:
@@ -78,6 +92,8 @@ class RouterEngine {
     std::map<std::string, Listener> listeners_;
     std::vector<std::unique_ptr<Worker>> workers_;
     std::vector<std::unique_ptr<Worker>> retired_;
+    boost::asio::any_io_executor applications_executor_;
+    std::function<void(std::shared_ptr<AppCall>)> submit_application_;
 };
 
 }  // namespace canopy

@@ -16,6 +16,7 @@
 #include "core/process/credentials.h"
 #include "core/process/main_context.h"
 #include "core/process/process.h"
+#include "core/router/applications.h"
 #include "core/router/listener_sockets.h"
 #include "core/router/router_engine.h"
 #include "core/router/router_snapshot.h"
@@ -103,6 +104,12 @@ std::unique_ptr<RouterEngine>& engine() {
     return router_engine;
 }
 
+// Lives on the router's main thread, beside the control messages.
+std::unique_ptr<Applications>& applications() {
+    static std::unique_ptr<Applications> router_applications;
+    return router_applications;
+}
+
 // One configuration change: the sockets it needs from main, then the swap.
 struct PendingApply {
     std::shared_ptr<const RouterSnapshot> snapshot;
@@ -128,6 +135,7 @@ std::string replyReason(const Result<Message>& reply, const std::string& fallbac
 void finishApply(ChildContext& child, const std::shared_ptr<PendingApply>& apply) {
     RouterEngine& router = *engine();
     if (!apply->errors.empty()) {
+        applications()->abandon();
         // Sockets opened for this change only go back; the old ones stay.
         for (const auto& [address, fd] : apply->opened) {
             (void)child.mainPort().send(MessageType::ListenerClose, address);
@@ -145,6 +153,7 @@ void finishApply(ChildContext& child, const std::shared_ptr<PendingApply>& apply
     router.resize(apply->snapshot->listen_threads);
     auto previous = router.snapshot();
     router.publish(apply->snapshot);
+    applications()->commit(apply->snapshot->applications);
     if (previous && previous->access_log) {
         previous->access_log->flush();
     }
@@ -174,6 +183,15 @@ void applyConfiguration(ChildContext& child, std::string_view from, Message& mes
     apply->snapshot = std::move(*snapshot);
     apply->asker = std::string(from);
     apply->stream = message.stream;
+    // One count for this function itself, released at the end, so that
+    // answers arriving while requests are still being sent cannot finish
+    // the change early.
+    apply->waiting = 1;
+    auto answered = [&child, apply] {
+        if (--apply->waiting == 0) {
+            finishApply(child, apply);
+        }
+    };
     for (const auto& [address, listener] : apply->snapshot->listeners) {
         if (engine()->listening(address)) {
             continue;
@@ -184,35 +202,39 @@ void applyConfiguration(ChildContext& child, std::string_view from, Message& mes
         request.set("backlog", listener.backlog);
         child.request(
             "main", MessageType::ListenerOpen, json::serialize(request), kMainTimeout,
-            [&child, apply, address = address](Result<Message> reply) {
+            [apply, address = address, answered](Result<Message> reply) {
                 if (reply && reply->fds.size() == 1) {
                     apply->opened.emplace_back(address, std::move(reply->fds[0]));
                 } else {
                     apply->errors.push_back(replyReason(reply, "cannot listen on " + address));
                 }
-                if (--apply->waiting == 0) {
-                    finishApply(child, apply);
-                }
+                answered();
             });
     }
     if (const auto& access_log = apply->snapshot->access_log) {
         ++apply->waiting;
         child.request(
             "main", MessageType::AccessLogOpen, access_log->path(), kMainTimeout,
-            [&child, apply](Result<Message> reply) {
+            [apply, answered](Result<Message> reply) {
                 if (reply && reply->fds.size() == 1) {
                     apply->access_log = std::move(reply->fds[0]);
                 } else {
                     apply->errors.push_back(replyReason(reply, "cannot open the access log"));
                 }
-                if (--apply->waiting == 0) {
-                    finishApply(child, apply);
-                }
+                answered();
             });
     }
-    if (apply->waiting == 0) {
-        finishApply(child, apply);
-    }
+    // New and changed applications start their spare processes; the change
+    // is answered once they are ready, or refused with the reason one failed.
+    ++apply->waiting;
+    applications()->prepare(apply->snapshot->applications,
+                            [apply, answered](std::optional<std::string> error) {
+                                if (error) {
+                                    apply->errors.push_back(std::move(*error));
+                                }
+                                answered();
+                            });
+    answered();
 }
 
 void reopenFiles(ChildContext& child, std::string_view, Message&) {
@@ -240,13 +262,16 @@ void reportStatus(ChildContext& child, std::string_view from, Message& message) 
     json::Value status = json::Value::object();
     status.set("connections", router.connectionsStatus());
     status.set("requests", std::move(requests));
-    status.set("applications", json::Value::object());
+    status.set("applications", applications()->status());
     child.reply(from, message.stream, json::serialize(status));
 }
 
 void restartApplication(ChildContext& child, std::string_view from, Message& message) {
-    // Applications are refused at apply time until they can run.
-    child.reply(from, message.stream, errorReply("No such application: " + message.payload));
+    applications()->restart(
+        message.payload, [&child, from = std::string(from),
+                          stream = message.stream](std::optional<std::string> error) {
+            child.reply(from, stream, error ? errorReply(*error) : std::string("{}"));
+        });
 }
 
 constexpr std::array<ChildMessageHandler, 4> kRouterHandlers = {{
@@ -281,12 +306,21 @@ void flushAccessLogPeriodically(boost::asio::steady_timer& timer) {
 
 int routerStart(ChildContext& child) {
     engine() = std::make_unique<RouterEngine>(1);
+    applications() = std::make_unique<Applications>(child);
+    engine()->setApplications(child.io().get_executor(), [](std::shared_ptr<AppCall> call) {
+        if (applications()) {
+            applications()->submit(call);
+        } else {
+            call->failUnavailable(503);
+        }
+    });
     boost::asio::steady_timer flusher(child.io());
     flushAccessLogPeriodically(flusher);
     log::info("router started");
     int code = child.run();
     auto last = engine()->snapshot();
     engine().reset();  // joins the workers: no line is recorded after this
+    applications().reset();
     if (last && last->access_log) {
         last->access_log->flush();
     }

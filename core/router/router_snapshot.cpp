@@ -48,11 +48,6 @@ std::optional<std::string> unsupportedSteps(const json::Value& steps) {
 }
 
 std::optional<std::string> unsupportedPart(const json::Value& tree) {
-    if (const auto* applications = tree.find("applications");
-        applications != nullptr && applications->isObject() && !applications->asObject().empty()) {
-        return "Applications are not started yet: this version of Canopy cannot run "
-               "application processes.";
-    }
     if (const auto* upstreams = tree.find("upstreams");
         upstreams != nullptr && upstreams->isObject() && !upstreams->asObject().empty()) {
         return "Upstreams are not available yet in this version of Canopy.";
@@ -70,6 +65,41 @@ std::optional<std::string> unsupportedPart(const json::Value& tree) {
         }
     }
     return std::nullopt;
+}
+
+// The validator checked types and ranges; this only reads them.
+std::shared_ptr<const ApplicationSpec> compileApplication(const std::string& name,
+                                                          const json::Value& object) {
+    auto spec = std::make_shared<ApplicationSpec>();
+    spec->name = name;
+    spec->conf = json::serialize(object);
+    if (const json::Value* processes = object.find("processes"); processes != nullptr) {
+        if (processes->isNumber()) {
+            uint32_t count = static_cast<uint32_t>(processes->asNumber().integer().value_or(1));
+            spec->max_processes = count;
+            spec->spare_processes = count;
+        } else if (processes->isObject()) {
+            spec->max_processes = static_cast<uint32_t>(integerAt(processes, "max").value_or(1));
+            spec->spare_processes =
+                static_cast<uint32_t>(integerAt(processes, "spare").value_or(0));
+            spec->idle_timeout = std::chrono::seconds(
+                integerAt(processes, "idle_timeout").value_or(spec->idle_timeout.count()));
+        }
+    }
+    spec->max_processes = std::max<uint32_t>(spec->max_processes, 1);
+    spec->spare_processes = std::min(spec->spare_processes, spec->max_processes);
+    if (const json::Value* limits = object.find("limits"); limits != nullptr) {
+        if (const json::Value* timeout = limits->find("timeout");
+            timeout != nullptr && timeout->isNumber()) {
+            spec->request_timeout =
+                std::chrono::milliseconds(static_cast<int64_t>(timeout->asNumber().value * 1000));
+        }
+        spec->request_limit = static_cast<uint64_t>(integerAt(limits, "requests").value_or(0));
+        spec->shm_limit = static_cast<uint64_t>(integerAt(limits, "shm").value_or(0));
+    }
+    spec->threads =
+        static_cast<uint32_t>(std::max<int64_t>(integerAt(&object, "threads").value_or(1), 1));
+    return spec;
 }
 
 }  // namespace
@@ -107,8 +137,9 @@ Result<std::shared_ptr<const RouterSnapshot>> RouterSnapshot::build(const json::
         snapshot->http.discard_unsafe_fields = *value;
     }
     if (boolAt(http, "log_route").value_or(false)) {
-        return Error{"Route logging (\"log_route\") is not available yet in this version of "
-                     "Canopy."};
+        return Error{
+            "Route logging (\"log_route\") is not available yet in this version of "
+            "Canopy."};
     }
     if (auto value = boolAt(http, "server_version")) {
         snapshot->http.server_version = *value;
@@ -159,6 +190,13 @@ Result<std::shared_ptr<const RouterSnapshot>> RouterSnapshot::build(const json::
                 listener.forwarded = std::move(*rule);
             }
             snapshot->listeners.emplace(member.key, std::move(listener));
+        }
+    }
+    if (const auto* applications = tree.find("applications");
+        applications != nullptr && applications->isObject()) {
+        for (const auto& member : applications->asObject()) {
+            snapshot->applications.emplace(member.key,
+                                           compileApplication(member.key, member.value));
         }
     }
     if (const auto* access_log = tree.find("access_log"); access_log != nullptr) {

@@ -39,6 +39,20 @@ struct ListenerSnapshot {
     int backlog = -1;
 };
 
+// One application as the router runs it. Two specs with the same `conf`
+// text are the same application: a reconfiguration keeps its processes.
+struct ApplicationSpec {
+    std::string name;
+    std::string conf;  // the application's object as JSON text
+    uint32_t max_processes = 1;
+    uint32_t spare_processes = 1;
+    std::chrono::seconds idle_timeout{15};
+    std::chrono::milliseconds request_timeout{0};  // limits.timeout; 0: none
+    uint64_t request_limit = 0;                    // limits.requests; 0: none
+    uint64_t shm_limit = 0;                        // limits.shm; 0: the default
+    uint32_t threads = 1;                          // serving threads per process
+};
+
 struct RouterSnapshot {
     HttpSettings http;
     unsigned listen_threads = 1;
@@ -46,6 +60,7 @@ struct RouterSnapshot {
     routing::RouteTable routes;
     std::string server;                     // the Server header's value
     std::shared_ptr<AccessLog> access_log;  // null: no access log
+    std::map<std::string, std::shared_ptr<const ApplicationSpec>, std::less<>> applications;
 
     // Compiles a validated tree. Refuses what this router cannot serve, with
     // the reason the controller passes on to the user.

@@ -115,10 +115,12 @@ def test_application_keys_follow_the_module_schema(canopy):
 
 
 def test_the_routers_reason_comes_back_when_it_refuses(canopy):
-    # Application processes are not part of this version: the router says so.
+    # The fixture module "beta" returns from start() at once, without ever
+    # serving: its process cannot become ready, and the router says so.
     answer = canopy.put("/config/applications/app", {"type": "beta 2", "script": "app.rb"})
     assert answer.status == 500
-    assert "Applications" in answer.json["detail"]
+    assert 'Failed to start application "app"' in answer.json["detail"]
+    assert "applications" not in canopy.get("/config").json
 
 
 def test_post_appends_and_delete_removes(canopy):

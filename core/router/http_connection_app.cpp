@@ -1,0 +1,525 @@
+// The part of HttpConnection that serves a request through an application:
+// the request body streamed to it as the app takes it, the answer streamed
+// back as the client takes it (app_call.h explains the two threads).
+
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include "core/base/log.h"
+#include "core/http/response.h"
+#include "core/router/http_connection.h"
+#include "core/router/router_engine.h"
+
+namespace canopy {
+namespace {
+
+constexpr size_t kBodyReadSize = 64 * 1024;
+
+bool equalsIgnoringCase(std::string_view left, std::string_view right) {
+    if (left.size() != right.size()) {
+        return false;
+    }
+    for (size_t index = 0; index < left.size(); ++index) {
+        char a = left[index];
+        char b = right[index];
+        if (a >= 'A' && a <= 'Z') {
+            a = static_cast<char>(a - 'A' + 'a');
+        }
+        if (b >= 'A' && b <= 'Z') {
+            b = static_cast<char>(b - 'A' + 'a');
+        }
+        if (a != b) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// Fields an application may not set: the router frames the response and
+// owns the connection.
+bool hopByHop(std::string_view name) {
+    return equalsIgnoringCase(name, "Connection") || equalsIgnoringCase(name, "Keep-Alive") ||
+           equalsIgnoringCase(name, "Transfer-Encoding") ||
+           equalsIgnoringCase(name, "Proxy-Connection") || equalsIgnoringCase(name, "Upgrade") ||
+           equalsIgnoringCase(name, "TE") || equalsIgnoringCase(name, "Trailer") ||
+           equalsIgnoringCase(name, "Date") || equalsIgnoringCase(name, "Server");
+}
+
+std::optional<uint64_t> parseLength(std::string_view text) {
+    if (text.empty() || text.size() > 19) {
+        return std::nullopt;
+    }
+    uint64_t value = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9') {
+            return std::nullopt;
+        }
+        value = value * 10 + static_cast<uint64_t>(c - '0');
+    }
+    return value;
+}
+
+}  // namespace
+
+void HttpConnection::startApplication(routing::RequestView& request,
+                                      std::vector<routing::Header>& headers,
+                                      const std::string& host, const std::string& application) {
+    const auto& head = parser_->head();
+    app_ = std::make_unique<AppRequest>();
+    AppRequest& app = *app_;
+    app.host = host;
+    app.headers = std::move(headers);
+    request.host = app.host;
+    request.headers = app.headers;
+    app.view = std::move(request);
+    phase_ = Phase::App;
+
+    auto call = std::make_shared<AppCall>();
+    call->app = application;
+    call->method = std::string(head.method_text);
+    call->target = std::string(head.target);
+    call->path = std::string(app.view.path());
+    call->query = std::string(head.query);
+    call->version = head.http10() ? "HTTP/1.0" : "HTTP/1.1";
+    call->remote = app.view.remote.text();
+    call->local_address = local_.text();
+    call->local_port = local_.port();
+    call->server_name = app.host;
+    call->headers.reserve(head.fields.size());
+    for (const auto& field : head.fields) {
+        call->headers.emplace_back(std::string(field.name), std::string(field.value));
+    }
+    call->main_executor = engine_.applicationsExecutor();
+
+    // The body bytes that came with the head.
+    size_t body_begin = begin_ + head_size_;
+    std::string_view available(buffer_.data() + body_begin, end_ - body_begin);
+    app.consumed_end = body_begin;
+    if (head.hasBody() && head.framing == http::BodyFraming::ContentLength) {
+        app.content_length = true;
+        call->content_length = head.content_length;
+        size_t take =
+            static_cast<size_t>(std::min<uint64_t>(head.content_length, available.size()));
+        call->preread.assign(available.substr(0, take));
+        app.consumed_end += take;
+        app.body_remaining = head.content_length - take;
+        app.body_done = app.body_remaining == 0;
+    } else if (head.hasBody()) {
+        http::ChunkedDecoderOptions options;
+        options.max_body_size = snapshot_->http.max_body_size;
+        chunked_ = std::make_unique<http::ChunkedDecoder>(options);
+        app.body_done = false;
+        while (true) {
+            auto event = chunked_->decode(available);
+            available.remove_prefix(event.consumed);
+            app.consumed_end += event.consumed;
+            if (event.status == http::BodyStatus::Error) {
+                app_.reset();
+                fail(event.error_status, event.reason);
+                return;
+            }
+            if (event.status == http::BodyStatus::Data) {
+                call->preread.append(event.data);
+                continue;
+            }
+            app.body_done = event.status == http::BodyStatus::Done;
+            break;
+        }
+    } else {
+        call->content_length = 0;
+    }
+    call->body_complete = app.body_done;
+    if (!app.body_done && head.expect_continue) {
+        boost::system::error_code ignored;
+        socket_.send(boost::asio::buffer(http::kContinueResponse), 0, ignored);
+    }
+    call->deliver = [weak = weak_from_this(), executor = socket_.get_executor()](AppOutput output) {
+        boost::asio::post(executor, [weak, output = std::move(output)]() mutable {
+            if (auto self = weak.lock()) {
+                self->onAppOutput(std::move(output));
+            }
+        });
+    };
+    app.call = call;
+    // While the app works no client timeout applies but the body's; the
+    // application's limits.timeout is watched by the main thread.
+    armTimer(app.body_done ? std::chrono::seconds(86400) : snapshot_->http.body_read_timeout);
+    engine_.submitApplication(std::move(call));
+    if (!app.body_done) {
+        app.body_waiting = false;
+        readAppBody();
+    }
+}
+
+void HttpConnection::readAppBody() {
+    if (!app_ || app_->body_done || app_->body_refused || app_->body_waiting) {
+        return;
+    }
+    armTimer(snapshot_->http.body_read_timeout);
+    socket_.async_wait(Socket::wait_read,
+                       [self = shared_from_this()](const boost::system::error_code& ec) {
+                           if (ec) {
+                               self->close();
+                               return;
+                           }
+                           self->readAppBodyAvailable();
+                       });
+}
+
+void HttpConnection::readAppBodyAvailable() {
+    if (!app_) {
+        return;
+    }
+    AppRequest& app = *app_;
+    if (app.body_buffer.empty()) {
+        app.body_buffer.resize(kBodyReadSize);
+    }
+    size_t want = app.body_buffer.size();
+    if (app.content_length) {
+        want = static_cast<size_t>(std::min<uint64_t>(want, app.body_remaining));
+    }
+    boost::system::error_code ec;
+    size_t length = socket_.read_some(boost::asio::buffer(app.body_buffer.data(), want), ec);
+    if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
+        readAppBody();
+        return;
+    }
+    if (ec) {
+        log::info("client {} closed the connection while sending a request body", remote_.text());
+        close();
+        return;
+    }
+    std::string chunk;
+    if (app.content_length) {
+        chunk.assign(app.body_buffer.data(), length);
+        app.body_remaining -= length;
+        app.body_done = app.body_remaining == 0;
+    } else {
+        std::string_view input(app.body_buffer.data(), length);
+        while (true) {
+            auto event = chunked_->decode(input);
+            input.remove_prefix(event.consumed);
+            if (event.status == http::BodyStatus::Error) {
+                app.call->cancel();
+                app_.reset();
+                fail(event.error_status, event.reason);
+                return;
+            }
+            if (event.status == http::BodyStatus::Data) {
+                chunk.append(event.data);
+                continue;
+            }
+            if (event.status == http::BodyStatus::Done) {
+                app.body_done = true;
+                app.leftover.assign(input);
+            }
+            break;
+        }
+    }
+    app.body_waiting = true;
+    app.call->sendBody(std::move(chunk), app.body_done);
+    if (app.body_done && !app.writing) {
+        armTimer(std::chrono::seconds(86400));
+    }
+}
+
+void HttpConnection::answerAppError(int status) {
+    AppRequest& app = *app_;
+    status_ = status;
+    response_.clear();
+    bool http10 = parser_ && parser_->head().http10();
+    bool keep = keep_alive_ && app.body_done;
+    keep_alive_ = http::appendErrorResponse(response_, status, snapshot_->server, keep, http10,
+                                            head_request_);
+    app.head_sent = true;
+    app.ended = true;
+    app.chunked_response = false;
+    app.bytes_sent = head_request_ ? 0 : http::errorPage(status).size();
+    app.sent_fields.emplace_back("Content-Type", "text/html");
+    app.writing = true;
+    armTimer(snapshot_->http.send_timeout);
+    boost::asio::async_write(
+        socket_, boost::asio::buffer(response_),
+        [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+            if (ec || !self->app_) {
+                self->close();
+                return;
+            }
+            self->app_->writing = false;
+            self->finishApplication();
+        });
+}
+
+void HttpConnection::onAppOutput(AppOutput output) {
+    if (!app_ || phase_ == Phase::Closed) {
+        return;
+    }
+    AppRequest& app = *app_;
+    if (output.body_refused) {
+        app.body_refused = true;
+        app.body_waiting = false;
+    }
+    if (output.body_wanted) {
+        app.body_waiting = false;
+        readAppBody();
+    }
+    if (app.ended) {
+        return;
+    }
+    if (output.error_status != 0 && !app.head_sent) {
+        log::error("application \"{}\" failed a request from {} with {}", app.call->app,
+                   remote_.text(), output.error_status);
+        app.queue.clear();
+        if (app.writing) {
+            close();
+            return;
+        }
+        answerAppError(output.error_status);
+        return;
+    }
+    if (output.broken) {
+        log::error("application \"{}\" broke off a response to {}", app.call->app, remote_.text());
+        close();
+        return;
+    }
+    if (!output.head && output.pieces.empty() && output.copied_body.empty() && !output.end) {
+        return;
+    }
+    app.queue.push_back(std::move(output));
+    if (!app.writing) {
+        writeAppOutput();
+    }
+}
+
+void HttpConnection::writeAppOutput() {
+    AppRequest& app = *app_;
+    if (app.queue.empty()) {
+        return;
+    }
+    AppOutput output = std::move(app.queue.front());
+    app.queue.pop_front();
+    response_.clear();
+    if (output.head) {
+        const auto& head = parser_->head();
+        const gateway::ResponseHead& answer = *output.head;
+        status_ = answer.status;
+        std::optional<uint64_t> announced;
+        std::vector<http::HeaderField> fields;
+        std::string server = snapshot_->server;
+        for (const auto& [name, value] : answer.fields) {
+            if (equalsIgnoringCase(name, "Content-Length")) {
+                announced = parseLength(value);
+                continue;
+            }
+            if (equalsIgnoringCase(name, "Server")) {
+                server = value;
+                continue;
+            }
+            if (hopByHop(name)) {
+                continue;
+            }
+            fields.push_back({name, value});
+            app.sent_fields.emplace_back(name, value);
+        }
+        http::ResponseHead response;
+        response.status = answer.status;
+        bool bodyless = answer.status < 200 || answer.status == 204 || answer.status == 304;
+        app.send_body = !bodyless && !head_request_;
+        uint64_t copied = output.copied_body.size();
+        if (bodyless) {
+            response.framing = http::ResponseFraming::NoBody;
+        } else if (announced) {
+            response.framing = http::ResponseFraming::ContentLength;
+            response.content_length = *announced;
+        } else if (output.end && output.pieces.empty()) {
+            response.framing = http::ResponseFraming::ContentLength;
+            response.content_length = copied;
+        } else if (head_request_) {
+            response.framing = http::ResponseFraming::NoBody;
+        } else {
+            response.framing = http::ResponseFraming::Chunked;
+        }
+        response.keep_alive = keep_alive_;
+        response.http10_client = head.http10();
+        response.server = server;
+        response.fields = fields;
+        keep_alive_ = http::appendResponseHead(response_, response) && keep_alive_;
+        app.chunked_response = response.framing == http::ResponseFraming::Chunked && !head.http10();
+        app.head_sent = true;
+    }
+    if (app.send_body && !output.copied_body.empty()) {
+        if (app.chunked_response) {
+            http::appendChunk(response_, output.copied_body);
+        } else {
+            response_ += output.copied_body;
+        }
+        app.bytes_sent += output.copied_body.size();
+    }
+    auto pieces = std::make_shared<std::vector<gateway::BodyPiece>>(std::move(output.pieces));
+    if (!app.send_body) {
+        size_t count = pieces->size();
+        pieces->clear();
+        if (count > 0) {
+            app.call->released(count);
+        }
+    }
+    app.writing = true;
+    armTimer(snapshot_->http.send_timeout);
+    writeAppPieces(std::move(pieces), 0, output.end);
+}
+
+void HttpConnection::writeAppPieces(std::shared_ptr<std::vector<gateway::BodyPiece>> pieces,
+                                    size_t index, bool end) {
+    AppRequest& app = *app_;
+    // Gather the head (in response_) and the data pieces up to the next file.
+    auto chunk_headers = std::make_shared<std::vector<http::ChunkHeader>>();
+    std::vector<boost::asio::const_buffer> buffers;
+    if (!response_.empty()) {
+        buffers.emplace_back(boost::asio::buffer(response_));
+    }
+    size_t next = index;
+    chunk_headers->reserve(pieces->size() - index);
+    for (; next < pieces->size() && !(*pieces)[next].isFile(); ++next) {
+        const auto& piece = (*pieces)[next];
+        if (piece.data.empty()) {
+            continue;
+        }
+        if (app.chunked_response) {
+            chunk_headers->push_back(http::chunkHeader(piece.data.size()));
+            buffers.emplace_back(boost::asio::buffer(chunk_headers->back().view()));
+        }
+        buffers.emplace_back(boost::asio::buffer(piece.data.data(), piece.data.size()));
+        if (app.chunked_response) {
+            buffers.emplace_back(boost::asio::buffer("\r\n", 2));
+        }
+        app.bytes_sent += piece.data.size();
+    }
+    bool at_end = next == pieces->size();
+    if (at_end && end && app.chunked_response) {
+        buffers.emplace_back(boost::asio::buffer(http::kLastChunk));
+    }
+    auto after = [self = shared_from_this(), pieces, next, end, at_end, chunk_headers](
+                     const boost::system::error_code& ec, size_t) {
+        if (ec || !self->app_) {
+            self->close();
+            return;
+        }
+        self->response_.clear();
+        if (!at_end) {
+            self->sendAppFile(pieces, next, 0, end);
+            return;
+        }
+        self->appWritten(pieces->size(), end);
+    };
+    if (buffers.empty()) {
+        after({}, 0);
+        return;
+    }
+    boost::asio::async_write(socket_, buffers, std::move(after));
+}
+
+void HttpConnection::sendAppFile(std::shared_ptr<std::vector<gateway::BodyPiece>> pieces,
+                                 size_t index, uint64_t done, bool end) {
+    AppRequest& app = *app_;
+    const auto& piece = (*pieces)[index];
+    if (done == 0 && app.chunked_response && piece.file_length > 0) {
+        response_.assign(http::chunkHeader(static_cast<size_t>(piece.file_length)).view());
+        boost::system::error_code ignored;
+        // A dozen bytes on a writable socket; the file follows.
+        boost::asio::write(socket_, boost::asio::buffer(response_), ignored);
+        if (ignored) {
+            close();
+            return;
+        }
+        response_.clear();
+    }
+    while (done < piece.file_length) {
+        off_t offset = static_cast<off_t>(piece.file_offset + done);
+        size_t count = static_cast<size_t>(std::min<uint64_t>(piece.file_length - done, 1 << 30));
+        ssize_t sent = ::sendfile(socket_.native_handle(), piece.file_fd, &offset, count);
+        if (sent > 0) {
+            done += static_cast<uint64_t>(sent);
+            app.bytes_sent += static_cast<uint64_t>(sent);
+            continue;
+        }
+        if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            socket_.async_wait(Socket::wait_write, [self = shared_from_this(), pieces, index, done,
+                                                    end](const boost::system::error_code& ec) {
+                if (ec || !self->app_) {
+                    self->close();
+                    return;
+                }
+                self->sendAppFile(pieces, index, done, end);
+            });
+            return;
+        }
+        // The file is shorter than the app announced, or unreadable.
+        log::error("application \"{}\": a file it sent could not be read to the end",
+                   app.call->app);
+        close();
+        return;
+    }
+    if (app.chunked_response && piece.file_length > 0) {
+        response_ = "\r\n";
+    }
+    writeAppPieces(std::move(pieces), index + 1, end);
+}
+
+void HttpConnection::appWritten(size_t pieces, bool end) {
+    AppRequest& app = *app_;
+    app.writing = false;
+    if (pieces > 0) {
+        app.call->released(pieces);
+    }
+    if (end) {
+        app.ended = true;
+        finishApplication();
+        return;
+    }
+    if (!app.queue.empty()) {
+        writeAppOutput();
+        return;
+    }
+    armTimer(app.body_done ? std::chrono::seconds(86400) : snapshot_->http.body_read_timeout);
+}
+
+void HttpConnection::finishApplication() {
+    std::unique_ptr<AppRequest> app = std::move(app_);
+    if (snapshot_->access_log) {
+        std::vector<routing::Header> sent;
+        sent.reserve(app->sent_fields.size());
+        for (const auto& [name, value] : app->sent_fields) {
+            sent.push_back({name, value});
+        }
+        app->view.response.status = status_;
+        app->view.response.body_bytes_sent = app->bytes_sent;
+        app->view.response.headers = sent;
+        app->view.end_time = std::chrono::steady_clock::now();
+        snapshot_->access_log->record(app->view);
+    }
+    if (!keep_alive_ || !app->body_done) {
+        // Unread body bytes would be taken for the next request.
+        boost::system::error_code ignored;
+        socket_.shutdown(Socket::shutdown_send, ignored);
+        close();
+        return;
+    }
+    chunked_.reset();
+    // Drop this request's bytes; keep what a pipelining client sent after it.
+    begin_ = app->consumed_end;
+    head_size_ = 0;
+    if (!app->leftover.empty()) {
+        if (buffer_.size() - end_ < app->leftover.size()) {
+            buffer_.resize(end_ + app->leftover.size());
+        }
+        std::copy(app->leftover.begin(), app->leftover.end(),
+                  buffer_.begin() + static_cast<ptrdiff_t>(end_));
+        end_ += app->leftover.size();
+    }
+    waitForRequest();
+}
+
+}  // namespace canopy
