@@ -15,6 +15,7 @@
 
 #include "core/http/chunked_decoder.h"
 #include "core/http/request_parser.h"
+#include "core/http/websocket.h"
 #include "core/router/app_call.h"
 #include "core/router/router_snapshot.h"
 #include "core/routing/address.h"
@@ -59,6 +60,16 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
         std::deque<AppOutput> queue;
         uint64_t bytes_sent = 0;
         std::vector<std::pair<std::string, std::string>> sent_fields;
+        // WebSocket: the client's key until the app accepts, then frames.
+        std::string websocket_key;
+        bool upgraded = false;
+        std::unique_ptr<http::WebSocketDecoder> frames_in;
+        std::vector<char> frame_buffer;
+        size_t frame_buffered = 0;
+        bool frames_waiting = false;  // sent to the app, not yet taken
+        std::string frames_out;       // encoded, waiting for the socket
+        std::string frames_writing;
+        bool closing = false;  // a Close went out: end after the write
     };
 
     void waitForRequest();
@@ -92,6 +103,10 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     void appWritten(size_t pieces, bool end);
     void finishApplication();
     void answerAppError(int status);
+    void readFrames();
+    void readFramesAvailable();
+    void queueFrames(std::string_view encoded);
+    void writeFrames();
 
     Socket socket_;
     boost::asio::steady_timer timer_;

@@ -93,6 +93,24 @@ void HttpConnection::startApplication(routing::RequestView& request,
         call->headers.emplace_back(std::string(field.name), std::string(field.value));
     }
     call->main_executor = engine_.applicationsExecutor();
+    if (head.websocket) {
+        auto handshake = http::checkWebSocketHandshake(head);
+        if (handshake.status == http::WebSocketHandshakeStatus::Refused) {
+            log::info("invalid WebSocket handshake from {}: {}", remote_.text(), handshake.reason);
+            app_.reset();
+            status_ = handshake.error_status;
+            keep_alive_ = false;
+            response_.clear();
+            http::appendWebSocketRefusal(response_, handshake.error_status, snapshot_->server,
+                                         head_request_);
+            send(true);
+            return;
+        }
+        if (handshake.status == http::WebSocketHandshakeStatus::Valid) {
+            call->websocket = true;
+            app.websocket_key = std::string(handshake.key);
+        }
+    }
 
     // The body bytes that came with the head.
     size_t body_begin = begin_ + head_size_;
@@ -285,6 +303,27 @@ void HttpConnection::onAppOutput(AppOutput output) {
         close();
         return;
     }
+    if (app.upgraded) {
+        if (output.frames_wanted) {
+            app.frames_waiting = false;
+            readFrames();
+        }
+        std::string encoded;
+        for (const auto& frame : output.frames) {
+            // No extension was negotiated: RSV bits from the app are dropped.
+            uint8_t first = frame.first & static_cast<uint8_t>(~http::kWebSocketRsvMask);
+            http::appendWebSocketFrame(encoded, first, frame.payload);
+            if ((first & http::kWebSocketOpcodeMask) == http::kWebSocketClose) {
+                app.closing = true;
+            }
+        }
+        if (output.end && !app.closing) {
+            http::appendWebSocketClose(encoded, http::kWebSocketCloseNormal);
+            app.closing = true;
+        }
+        queueFrames(encoded);
+        return;
+    }
     if (!output.head && output.pieces.empty() && output.copied_body.empty() && !output.end) {
         return;
     }
@@ -302,6 +341,41 @@ void HttpConnection::writeAppOutput() {
     AppOutput output = std::move(app.queue.front());
     app.queue.pop_front();
     response_.clear();
+    if (output.head && output.head->upgrade && !app.websocket_key.empty()) {
+        const gateway::ResponseHead& answer = *output.head;
+        status_ = 101;
+        std::vector<http::HeaderField> fields;
+        for (const auto& [name, value] : answer.fields) {
+            fields.push_back({name, value});
+            app.sent_fields.emplace_back(name, value);
+        }
+        http::appendWebSocketAccept(response_, http::webSocketAcceptValue(app.websocket_key),
+                                    snapshot_->server, fields);
+        app.head_sent = true;
+        app.upgraded = true;
+        keep_alive_ = false;
+        http::WebSocketDecoderOptions options;
+        options.max_frame_payload = 16 * 1024 * 1024;
+        app.frames_in = std::make_unique<http::WebSocketDecoder>(options);
+        std::string encoded;
+        for (const auto& frame : output.frames) {
+            http::appendWebSocketFrame(encoded,
+                                       frame.first & static_cast<uint8_t>(~http::kWebSocketRsvMask),
+                                       frame.payload);
+        }
+        queueFrames(response_ + encoded);
+        response_.clear();
+        // Bytes the client sent after its handshake are its first frames.
+        size_t extra = end_ - app.consumed_end;
+        if (extra > 0) {
+            app.frame_buffer.assign(buffer_.begin() + static_cast<ptrdiff_t>(app.consumed_end),
+                                    buffer_.begin() + static_cast<ptrdiff_t>(end_));
+            app.frame_buffered = extra;
+            end_ = app.consumed_end;
+        }
+        readFramesAvailable();
+        return;
+    }
     if (output.head) {
         const auto& head = parser_->head();
         const gateway::ResponseHead& answer = *output.head;
@@ -520,6 +594,126 @@ void HttpConnection::finishApplication() {
         end_ += app->leftover.size();
     }
     waitForRequest();
+}
+
+void HttpConnection::queueFrames(std::string_view encoded) {
+    AppRequest& app = *app_;
+    app.frames_out.append(encoded);
+    if (!app.writing) {
+        writeFrames();
+    }
+}
+
+void HttpConnection::writeFrames() {
+    AppRequest& app = *app_;
+    if (app.frames_out.empty()) {
+        if (app.closing) {
+            app.ended = true;
+            finishApplication();
+        }
+        return;
+    }
+    app.writing = true;
+    app.frames_writing.swap(app.frames_out);
+    app.frames_out.clear();
+    boost::asio::async_write(
+        socket_, boost::asio::buffer(app.frames_writing),
+        [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+            if (ec || !self->app_) {
+                self->close();
+                return;
+            }
+            self->app_->writing = false;
+            self->app_->frames_writing.clear();
+            self->writeFrames();
+        });
+}
+
+void HttpConnection::readFrames() {
+    if (!app_ || app_->frames_waiting || app_->closing) {
+        return;
+    }
+    socket_.async_wait(Socket::wait_read,
+                       [self = shared_from_this()](const boost::system::error_code& ec) {
+                           if (ec) {
+                               self->close();
+                               return;
+                           }
+                           self->readFramesAvailable();
+                       });
+}
+
+void HttpConnection::readFramesAvailable() {
+    if (!app_ || app_->frames_waiting || app_->closing) {
+        return;
+    }
+    AppRequest& app = *app_;
+    constexpr size_t kFrameReadSize = 64 * 1024;
+    if (app.frame_buffer.size() < app.frame_buffered + kFrameReadSize) {
+        app.frame_buffer.resize(app.frame_buffered + kFrameReadSize);
+    }
+    boost::system::error_code ec;
+    size_t length = socket_.read_some(
+        boost::asio::buffer(app.frame_buffer.data() + app.frame_buffered, kFrameReadSize), ec);
+    if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
+        length = 0;
+        if (app.frame_buffered == 0) {
+            readFrames();
+            return;
+        }
+    } else if (ec) {
+        close();  // the client went away without a Close
+        return;
+    }
+    size_t available = app.frame_buffered + length;
+    size_t used = 0;
+    bool forwarded = false;
+    std::string pongs;
+    while (used < available) {
+        auto event = app.frames_in->decode(
+            std::span<char>(app.frame_buffer.data() + used, available - used));
+        used += event.consumed;
+        if (event.status == http::WebSocketStatus::NeedMore) {
+            break;
+        }
+        if (event.status == http::WebSocketStatus::Error) {
+            log::info("WebSocket protocol error from {}: {}", remote_.text(), event.reason);
+            std::string close_frame;
+            http::appendWebSocketClose(close_frame, event.close_code);
+            app.closing = true;
+            app.call->sendFrame(http::kWebSocketFin | http::kWebSocketClose,
+                                std::string(close_frame.data() + 2, close_frame.size() - 2));
+            queueFrames(close_frame);
+            return;
+        }
+        uint8_t opcode = event.opcode();
+        if (opcode == http::kWebSocketPing) {
+            // Answered here: the app never waits on a client's keep-alive.
+            http::appendWebSocketFrame(pongs, http::kWebSocketFin | http::kWebSocketPong,
+                                       event.payload);
+            continue;
+        }
+        if (opcode == http::kWebSocketPong) {
+            continue;
+        }
+        app.call->sendFrame(event.first, std::string(event.payload));
+        forwarded = true;
+        if (opcode == http::kWebSocketClose) {
+            break;  // the app answers with its Close
+        }
+    }
+    std::copy(app.frame_buffer.begin() + static_cast<ptrdiff_t>(used),
+              app.frame_buffer.begin() + static_cast<ptrdiff_t>(available),
+              app.frame_buffer.begin());
+    app.frame_buffered = available - used;
+    if (!pongs.empty()) {
+        queueFrames(pongs);
+    }
+    if (forwarded) {
+        app.frames_waiting = true;  // more once the app took these
+        return;
+    }
+    readFrames();
 }
 
 }  // namespace canopy

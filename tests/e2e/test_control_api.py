@@ -120,7 +120,7 @@ def test_the_routers_reason_comes_back_when_it_refuses(canopy):
     answer = canopy.put("/config/applications/app", {"type": "beta 2", "script": "app.rb"})
     assert answer.status == 500
     assert 'Failed to start application "app"' in answer.json["detail"]
-    assert "applications" not in canopy.get("/config").json
+    assert canopy.get("/config").json["applications"] == {}
 
 
 def test_post_appends_and_delete_removes(canopy):
