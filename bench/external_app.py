@@ -219,7 +219,9 @@ def free_port():
 def configuration(port, app, processes, threads):
     application = {"type": "external", "executable": str(app), "processes": processes}
     if threads > 1:
+        # The program's threads, and as many context slots from the router.
         application["arguments"] = ["--threads", str(threads)]
+        application["threads"] = threads
     return {"listeners": {f"127.0.0.1:{port}": {"pass": f"applications/{APP_NAME}"}},
             "applications": {APP_NAME: application},
             "settings": {"listen_threads": 1}}

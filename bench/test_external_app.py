@@ -78,6 +78,7 @@ def test_the_configuration_canopyd_gets():
         "type": "external", "executable": "/x/canopy-hello-cpp", "processes": 2}}
     threaded = external_app.configuration(8080, Path("/x/a"), 2, 4)
     assert threaded["applications"]["hello-cpp"]["arguments"] == ["--threads", "4"]
+    assert threaded["applications"]["hello-cpp"]["threads"] == 4
 
 
 # ---- /proc against running processes ------------------------------------------

@@ -286,8 +286,9 @@ std::string usage(std::string_view program) {
         "type \"external\" and passes the attachment to the router in CANOPY_APP_INIT;\n"
         "it does not run on its own.\n"
         "\n"
-        "  --threads N   serve on N threads (default 1; the router offers each\n"
-        "                process a fixed number of slots, extra threads are dropped)\n"
+        "  --threads N   serve on N threads (default 1). The router offers each\n"
+        "                process the application's \"threads\" slots; threads\n"
+        "                beyond them are not started.\n"
         "  --help        print this and exit\n");
     return text;
 }

@@ -22,7 +22,8 @@ namespace hello {
 inline constexpr std::string_view kGreeting = "Hello, world!\n";
 
 // The most serving threads `--threads` accepts. The router offers each
-// process a fixed number of context slots; serve() uses what it gets.
+// process as many context slots as the application's `threads` setting;
+// serve() uses what it gets.
 inline constexpr unsigned kMaxThreads = 256;
 
 // The handlers of the application, for canopy::App::init. Each call returns
