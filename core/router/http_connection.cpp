@@ -141,7 +141,7 @@ void HttpConnection::waitForDeadline() {
             if (!app.body_done && !app.body_waiting && !app.head_sent) {
                 // The client stopped sending the body the app is waiting for.
                 app.call->cancel();
-                self->app_.reset();
+                auto finished = std::move(self->app_);
                 self->fail(408, "request body timed out");
             } else if (app.writing) {
                 self->close();  // the client stopped reading the answer
@@ -532,9 +532,10 @@ void HttpConnection::close() {
         return;
     }
     phase_ = Phase::Closed;
-    if (app_) {
-        app_->call->cancel();
-        app_.reset();
+    // The request's reference may be the last one: it must outlive this call.
+    std::unique_ptr<AppRequest> app = std::move(app_);
+    if (app) {
+        app->call->cancel();
     }
     setIdle(false);
     timer_.cancel();

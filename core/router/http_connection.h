@@ -41,6 +41,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     // buffer_ until then).
     struct AppRequest {
         std::shared_ptr<AppCall> call;
+        // Nothing else may hold the connection while the app works: this
+        // reference does until the answer ends or the connection closes.
+        std::shared_ptr<HttpConnection> self;
         routing::RequestView view;
         std::vector<routing::Header> headers;
         std::string host;

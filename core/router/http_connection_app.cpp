@@ -70,6 +70,7 @@ void HttpConnection::startApplication(routing::RequestView& request,
     const auto& head = parser_->head();
     app_ = std::make_unique<AppRequest>();
     AppRequest& app = *app_;
+    app.self = shared_from_this();
     app.host = host;
     app.headers = std::move(headers);
     request.host = app.host;
@@ -97,7 +98,7 @@ void HttpConnection::startApplication(routing::RequestView& request,
         auto handshake = http::checkWebSocketHandshake(head);
         if (handshake.status == http::WebSocketHandshakeStatus::Refused) {
             log::info("invalid WebSocket handshake from {}: {}", remote_.text(), handshake.reason);
-            app_.reset();
+            auto finished = std::move(app_);
             status_ = handshake.error_status;
             keep_alive_ = false;
             response_.clear();
@@ -135,7 +136,7 @@ void HttpConnection::startApplication(routing::RequestView& request,
             available.remove_prefix(event.consumed);
             app.consumed_end += event.consumed;
             if (event.status == http::BodyStatus::Error) {
-                app_.reset();
+                auto finished = std::move(app_);
                 fail(event.error_status, event.reason);
                 return;
             }
@@ -222,7 +223,7 @@ void HttpConnection::readAppBodyAvailable() {
             input.remove_prefix(event.consumed);
             if (event.status == http::BodyStatus::Error) {
                 app.call->cancel();
-                app_.reset();
+                auto finished = std::move(app_);
                 fail(event.error_status, event.reason);
                 return;
             }
