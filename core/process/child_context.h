@@ -47,6 +47,7 @@ class ChildContext {
     // `timeout` passes first. `done` runs on the event loop. Errors of the
     // exchange itself carry an errno (ENOTCONN, EPIPE, ETIMEDOUT), so a
     // caller can tell "the peer went away" from what the peer answered.
+    // `fds` travel with the request (duplicated; the caller keeps its own).
     using ReplyHandler = std::function<void(Result<Message>)>;
     void request(std::string_view to, MessageType type, std::string_view payload,
                  std::chrono::milliseconds timeout, ReplyHandler done,

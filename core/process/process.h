@@ -26,6 +26,9 @@ struct Process {
     std::string data;
     std::vector<UniqueFd> inherited_fds;
     Port port;  // main's end of the process's port
+    // Why setup failed, as the child reported it (SETUP_FAILED); empty when
+    // it did not.
+    std::string setup_error;
     std::chrono::steady_clock::time_point started_at;
 };
 

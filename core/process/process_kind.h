@@ -10,7 +10,8 @@
 //   child: setup -> CREATED?  --PROCESS_CREATED-->  main: externalSetup
 //                             <--CONTINUE-----------
 //          -> PROCESS_READY -> start (its return value is the exit code)
-//   main:  exit observed -> restart policy -> prefork -> fork ...
+//   main:  ready (once READY) ... exit observed -> exited -> restart policy
+//          -> prefork -> fork ...
 //   main:  shutdown (once per daemon)
 
 #include <span>
@@ -46,6 +47,16 @@ enum class RestartPolicy { Never, Always };
 // A message main accepts from processes of this kind, beyond the generic ones.
 struct MainMessageHandler {
     MessageType type;
+    void (*handle)(MainContext& main, Process& sender, Message& message);
+};
+
+// A message main accepts from processes of another kind and handles on behalf
+// of this kind: the router asks main for application processes, and the
+// application kind answers. Main looks these up in the kinds it booted and
+// refuses the message from any kind but `from`.
+struct MainServiceHandler {
+    MessageType type;
+    std::string_view from;  // the kind allowed to send it, e.g. "router"
     void (*handle)(MainContext& main, Process& sender, Message& message);
 };
 
@@ -87,8 +98,16 @@ struct ProcessKind {
     int (*start)(ChildContext& child) = nullptr;
     // In main, once when the daemon stops: release what init acquired. Optional.
     void (*shutdown)(MainContext& main) = nullptr;
+    // In main, when a process of this kind became READY (its peers are
+    // connected by then). Optional.
+    void (*ready)(MainContext& main, Process& process) = nullptr;
+    // In main, after a process of this kind was reaped and before any
+    // restart; `process.setup_error` holds the reason its setup failed, if it
+    // did. Optional.
+    void (*exited)(MainContext& main, Process& process, int wait_status) = nullptr;
 
     std::span<const MainMessageHandler> main_handlers;
+    std::span<const MainServiceHandler> main_services;
     std::span<const ChildMessageHandler> handlers;
     std::span<const SignalAction> signals;
     // Kinds this kind talks to directly; main connects their ports whenever

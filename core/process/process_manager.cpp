@@ -73,6 +73,8 @@ std::string_view processStateName(ProcessState state) {
 }
 
 ProcessManager::ProcessManager(MainContext& main) : main_(main) {
+    // As pid 1 (in a container) every orphan of the system comes to main.
+    reaps_orphans_ = ::getpid() == 1;
     watchSignals();
 }
 
@@ -145,7 +147,7 @@ void ProcessManager::continueBoot() {
     }
 }
 
-Result<Process*> ProcessManager::start(const ProcessKind& kind) {
+Result<Process*> ProcessManager::start(const ProcessKind& kind, std::string data) {
     if (stopping_) {
         return Error{"the daemon is stopping"};
     }
@@ -153,6 +155,7 @@ Result<Process*> ProcessManager::start(const ProcessKind& kind) {
     process->id = next_id_++;
     process->kind = &kind;
     process->title = std::string(kind.title);
+    process->data = std::move(data);
     if (kind.prefork != nullptr) {
         if (auto prepared = kind.prefork(main_, *process); !prepared) {
             return prepared.error();
@@ -302,10 +305,14 @@ void ProcessManager::dispatch(Process& process, Message& message) {
             }
             setState(process, ProcessState::Ready);
             connectPeers(process);
+            if (kind.ready != nullptr) {
+                kind.ready(main_, process);
+            }
             return;
         case MessageType::SetupFailed:
             log::error("the {} process {} failed to start: {}", kind.name, process.pid,
                        message.payload);
+            process.setup_error = message.payload;
             return;
         default:
             break;
@@ -316,12 +323,27 @@ void ProcessManager::dispatch(Process& process, Message& message) {
         handler->handle(main_, process, message);
         return;
     }
+    if (dispatchService(process, message)) {
+        return;
+    }
     if (unhandled_listener_) {
         unhandled_listener_(process, message);
         return;
     }
     log::warn("unexpected message {} from the {} process {}", messageTypeName(message.type),
               kind.name, process.pid);
+}
+
+bool ProcessManager::dispatchService(Process& process, Message& message) {
+    for (const ProcessKind* provider : boot_kinds_) {
+        for (const auto& service : provider->main_services) {
+            if (service.type == message.type && service.from == process.kind->name) {
+                service.handle(main_, process, message);
+                return true;
+            }
+        }
+    }
+    return false;
 }
 
 void ProcessManager::setState(Process& process, ProcessState state) {
@@ -359,6 +381,18 @@ void ProcessManager::connectPeers(Process& process) {
 }
 
 void ProcessManager::reapChildren() {
+    if (reaps_orphans_) {
+        int wait_status = 0;
+        pid_t reaped = 0;
+        while ((reaped = ::waitpid(-1, &wait_status, WNOHANG)) > 0) {
+            if (entries_.contains(reaped)) {
+                handleExit(reaped, wait_status);
+            } else {
+                handleOrphanExit(reaped, wait_status);
+            }
+        }
+        return;
+    }
     std::vector<pid_t> known;
     for (const auto& [pid, entry] : entries_) {
         known.push_back(pid);
@@ -392,6 +426,9 @@ void ProcessManager::handleExit(pid_t pid, int wait_status) {
     } else {
         log::error("{} process {} {}", kind.name, pid, how);
     }
+    if (kind.exited != nullptr) {
+        kind.exited(main_, *process, wait_status);
+    }
     for (const auto& listener : state_listeners_) {
         listener(*process, ProcessState::Exited);
     }
@@ -408,6 +445,13 @@ void ProcessManager::handleExit(pid_t pid, int wait_status) {
     }
     if (kind.restart == RestartPolicy::Always) {
         scheduleRestart(kind, process->started_at);
+    }
+}
+
+void ProcessManager::handleOrphanExit(pid_t pid, int wait_status) {
+    log::debug("process {} (not forked by main) {}", pid, describeExit(wait_status));
+    for (const auto& listener : orphan_listeners_) {
+        listener(pid, wait_status);
     }
 }
 

@@ -168,6 +168,80 @@ const ProcessKind kStubbornKind = {
     .signals = kStubbornSignals,
 };
 
+// A kind that offers main a service to kinds named "asker": main answers
+// its kGo with a Reply that says who asked.
+void answerAsker(MainContext&, Process& sender, Message& message) {
+    (void)sender.port.send(MessageType::Reply, "served " + std::string(sender.kind->name), {},
+                           message.stream);
+}
+constexpr std::array<MainServiceHandler, 1> kProviderServices = {{{kGo, "asker", answerAsker}}};
+const ProcessKind kProviderKind = {
+    .name = "provider",
+    .title = "canopy-test: provider",
+    .boot = BootRole::OnDemand,
+    .setup = setupReady,
+    .start = serve,
+    .main_services = kProviderServices,
+};
+// On kGo from main, sends kGo to main and reports the answer.
+void askMain(ChildContext& child, std::string_view from, Message&) {
+    if (from != "main") {
+        return;
+    }
+    child.request("main", kGo, "", 5s, [&child](Result<Message> reply) {
+        report(child, reply ? reply->payload : "error: " + reply.error().message);
+    });
+}
+constexpr std::array<ChildMessageHandler, 1> kClientHandlers = {{{kGo, askMain}}};
+const ProcessKind kClientKind = {
+    .name = "asker",
+    .title = "canopy-test: client",
+    .setup = setupReady,
+    .start = serve,
+    .handlers = kClientHandlers,
+};
+const ProcessKind kStrangerKind = {
+    .name = "stranger",
+    .title = "canopy-test: stranger",
+    .setup = setupReady,
+    .start = serve,
+    .handlers = kClientHandlers,
+};
+
+// Main's hooks record what they saw, and prefork passes the start data on.
+std::vector<std::string> hook_calls;
+Result<void> tagData(MainContext&, Process& process) {
+    process.data = "prepared " + process.data;
+    return {};
+}
+int reportData(ChildContext& child) {
+    report(child, child.data());
+    return child.run();
+}
+void recordReady(MainContext&, Process& process) {
+    hook_calls.push_back("ready " + std::to_string(process.pid));
+}
+void recordExited(MainContext&, Process& process, int wait_status) {
+    hook_calls.push_back("exited " + std::to_string(process.pid) + " " +
+                         std::to_string(wait_status) + " " + process.setup_error);
+}
+const ProcessKind kHookedKind = {
+    .name = "hooked",
+    .title = "canopy-test: hooked",
+    .prefork = tagData,
+    .setup = setupReady,
+    .start = reportData,
+    .ready = recordReady,
+    .exited = recordExited,
+};
+const ProcessKind kHookedBrokenKind = {
+    .name = "hooked-broken",
+    .title = "canopy-test: hooked-broken",
+    .setup = setupFails,
+    .start = serve,
+    .exited = recordExited,
+};
+
 struct Event {
     std::string kind;
     pid_t pid;
@@ -411,6 +485,63 @@ TEST_F(ProcessManagerTest, ControllerAndRouterStartAndAnswerPing) {
     EXPECT_EQ(WEXITSTATUS(last_status_["router"]), 0);
     kControllerKind.shutdown(main_);
     EXPECT_FALSE(std::filesystem::exists(directory_ / "control.sock"));
+}
+
+TEST_F(ProcessManagerTest, StartDataReachesPreforkAndTheChild) {
+    hook_calls.clear();
+    auto started = processes().start(kHookedKind, "for blog");
+    ASSERT_TRUE(started.ok());
+    pid_t pid = (*started)->pid;
+    ASSERT_TRUE(runUntil([&] { return sawEvent("hooked", "report prepared for blog"); }));
+    EXPECT_EQ(hook_calls, std::vector<std::string>{"ready " + std::to_string(pid)});
+    ::kill(pid, SIGKILL);
+    ASSERT_TRUE(runUntil([&] { return hook_calls.size() == 2; }));
+    EXPECT_EQ(hook_calls[1], "exited " + std::to_string(pid) + " " + std::to_string(SIGKILL) + " ");
+}
+
+TEST_F(ProcessManagerTest, ExitedHookLearnsWhySetupFailed) {
+    hook_calls.clear();
+    auto started = processes().start(kHookedBrokenKind);
+    ASSERT_TRUE(started.ok());
+    pid_t pid = (*started)->pid;
+    ASSERT_TRUE(runUntil([&] { return !hook_calls.empty(); }));
+    EXPECT_EQ(hook_calls[0], "exited " + std::to_string(pid) + " 256 the module would not load");
+}
+
+TEST_F(ProcessManagerTest, ServicesAreOfferedOnlyToTheKindTheyName) {
+    std::array<const ProcessKind*, 3> table = {&kClientKind, &kStrangerKind, &kProviderKind};
+    processes().boot(table);
+    ASSERT_TRUE(runUntil([&] {
+        return readyProcessOf("asker") != nullptr && readyProcessOf("stranger") != nullptr;
+    }));
+    EXPECT_FALSE(sawEvent("provider", "CREATING"));  // on demand: not needed to serve
+    ASSERT_TRUE(readyProcessOf("asker")->port.send(kGo).ok());
+    ASSERT_TRUE(readyProcessOf("stranger")->port.send(kGo).ok());
+    EXPECT_TRUE(runUntil([&] {
+        return sawEvent("asker", "report served asker") && sawEvent("stranger", "message UNKNOWN ");
+    }));
+}
+
+TEST_F(ProcessManagerTest, OrphansAreReapedOnlyWhenAsked) {
+    std::vector<std::pair<pid_t, int>> orphans;
+    processes().onOrphanExit(
+        [&](pid_t pid, int wait_status) { orphans.emplace_back(pid, wait_status); });
+    ASSERT_TRUE(processes().start(kServiceKind).ok());
+    ASSERT_TRUE(runUntil([&] { return readyProcessOf("service") != nullptr; }));
+
+    // A child main did not fork (as an orphan handed to a subreaper would be).
+    pid_t stranger = ::fork();
+    if (stranger == 0) {
+        ::_exit(7);
+    }
+    processes().reapOrphans(true);
+    ASSERT_TRUE(runUntil([&] { return !orphans.empty(); }));
+    EXPECT_EQ(orphans[0].first, stranger);
+    EXPECT_EQ(WEXITSTATUS(orphans[0].second), 7);
+    // Known children are still reaped as such.
+    ::kill(readyProcessOf("service")->pid, SIGKILL);
+    ASSERT_TRUE(runUntil([&] { return last_status_.contains("service"); }));
+    EXPECT_EQ(orphans.size(), 1U);
 }
 
 }  // namespace
