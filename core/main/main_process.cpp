@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -360,9 +361,10 @@ int listModules(const Options& options, std::span<const ProcessKind* const> kind
         out << listing.dump(4) << "\n";
         return 0;
     }
-    if (modules.empty()) {
-        out << fmt::format("no modules in \"{}\"\n", settings->modules_dir.string());
-        return 0;
+    if (std::all_of(modules.begin(), modules.end(),
+                    [](const ModuleInfo& module) { return module.builtin; })) {
+        // Said on stderr: the table still lists the built-in types.
+        log::warn("no modules in \"{}\"", settings->modules_dir.string());
     }
     size_t type_width = 4;
     size_t version_width = 7;
@@ -375,7 +377,7 @@ int listModules(const Options& options, std::span<const ProcessKind* const> kind
     for (const auto& module : modules) {
         out << fmt::format("{:<{}}  {:<{}}  {:<5}  {}\n", module.type, type_width, module.version,
                            version_width, fmt::format("{}.{}", module.abi_major, module.abi_minor),
-                           module.file);
+                           module.builtin ? std::string("(built-in)") : module.file);
     }
     return 0;
 }

@@ -89,7 +89,8 @@ nlohmann::json toJson(const ModuleInfo& module) {
             {"description", module.description},
             {"abi", {{"major", module.abi_major}, {"minor", module.abi_minor}}},
             {"mounts", std::move(mounts)},
-            {"schema", module.schema}};
+            {"schema", module.schema},
+            {"builtin", module.builtin}};
 }
 
 nlohmann::json toJson(const DiscoveryReport& report) {
@@ -123,6 +124,7 @@ Result<DiscoveryReport> parseDiscoveryReport(std::string_view text) {
                      mount.at("data").get<std::string>()});
             }
             module.schema = item.at("schema");
+            module.builtin = item.value("builtin", false);
             report.modules.push_back(std::move(module));
         }
         for (const auto& item : document.at("skipped")) {
@@ -136,13 +138,42 @@ Result<DiscoveryReport> parseDiscoveryReport(std::string_view text) {
 }
 
 void ModuleRegistry::assign(std::vector<ModuleInfo> modules) {
-    std::stable_sort(modules.begin(), modules.end(), [](const auto& left, const auto& right) {
+    std::erase_if(modules_, [](const ModuleInfo& module) { return !module.builtin; });
+    for (auto& module : modules) {
+        // A registry copied through a report (main to the controller) brings
+        // its built-ins along; they are kept once.
+        bool known_builtin =
+            module.builtin &&
+            std::any_of(modules_.begin(), modules_.end(), [&](const ModuleInfo& existing) {
+                return existing.builtin && existing.type == module.type &&
+                       existing.version == module.version;
+            });
+        if (!known_builtin) {
+            modules_.push_back(std::move(module));
+        }
+    }
+    sortModules();
+}
+
+void ModuleRegistry::addBuiltin(ModuleInfo module) {
+    module.builtin = true;
+    bool known = std::any_of(modules_.begin(), modules_.end(), [&](const ModuleInfo& existing) {
+        return existing.builtin && existing.type == module.type &&
+               existing.version == module.version;
+    });
+    if (!known) {
+        modules_.push_back(std::move(module));
+        sortModules();
+    }
+}
+
+void ModuleRegistry::sortModules() {
+    std::stable_sort(modules_.begin(), modules_.end(), [](const auto& left, const auto& right) {
         if (left.type != right.type) {
             return left.type < right.type;
         }
         return compareVersions(left.version, right.version) > 0;
     });
-    modules_ = std::move(modules);
 }
 
 const ModuleInfo* ModuleRegistry::findExact(std::string_view type,

@@ -26,12 +26,13 @@ struct ModuleMount {
 struct ModuleInfo {
     std::string type;         // "python"
     std::string version;      // "3.11.2"
-    std::string file;         // absolute path of the .canopy.so
+    std::string file;         // absolute path of the .canopy.so; empty when built in
     std::string description;  // empty when the module did not give one
     uint16_t abi_major = 0;
     uint16_t abi_minor = 0;
     std::vector<ModuleMount> mounts;
     nlohmann::json schema = nlohmann::json::object();  // JSON Schema of its app keys
+    bool builtin = false;  // served by canopyd itself (`external`), not a file
 };
 
 struct SkippedModule {
@@ -54,9 +55,11 @@ int compareVersions(std::string_view left, std::string_view right);
 
 class ModuleRegistry {
   public:
-    // Replaces the registry's content; keeps modules sorted by type, then by
-    // version, newest first.
+    // Replaces the modules discovery found; built-in ones stay. Keeps
+    // modules sorted by type, then by version, newest first.
     void assign(std::vector<ModuleInfo> modules);
+    // Adds a type canopyd serves itself; it survives every assign().
+    void addBuiltin(ModuleInfo module);
 
     const std::vector<ModuleInfo>& modules() const { return modules_; }
     bool empty() const { return modules_.empty(); }
@@ -69,6 +72,7 @@ class ModuleRegistry {
 
   private:
     const ModuleInfo* findExact(std::string_view type, std::string_view version_prefix) const;
+    void sortModules();
 
     std::vector<ModuleInfo> modules_;
 };

@@ -291,9 +291,12 @@ def test_default_falls_back_to_the_make_run_socket(canopy, tmp_path):
 # --- status, runtimes, restart ---------------------------------------------------------------
 
 def test_status_table_and_json(canopy):
+    # external is built into canopyd, in canopyd's version.
+    external = canopy.get("/status/modules").json["external"]["version"]
     table = run("status", control=canopy)
     assert table.returncode == 0, table.stderr
-    assert table.stdout.split("\n")[0].split() == ["runtimes", "alpha", "1.0,", "beta", "2.3.1"]
+    assert table.stdout.split("\n")[0].split() == [
+        "runtimes", "alpha", "1.0,", "beta", "2.3.1,", "external", external]
     assert "connections" in table.stdout and "accepted" in table.stdout
     assert "applications  none" in table.stdout
     raw = run("status", "--json", control=canopy)
@@ -302,12 +305,14 @@ def test_status_table_and_json(canopy):
 
 
 def test_runtimes_table_and_json(canopy):
+    external = canopy.get("/status/modules").json["external"]["version"]
     table = run("runtimes", control=canopy)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0].split() == ["TYPE", "VERSION", "FILE"]
     rows = [line.split() for line in lines[1:]]
-    assert [row[:2] for row in rows] == [["alpha", "1.0"], ["beta", "2.3.1"]]
+    # external is built into canopyd: no file.
+    assert [row[:2] for row in rows] == [["alpha", "1.0"], ["beta", "2.3.1"], ["external", external]]
     assert rows[0][2].endswith("alpha1.0.canopy.so")
     raw = json.loads(run("runtimes", "--json", control=canopy).stdout)
     assert raw == canopy.get("/status/modules").json

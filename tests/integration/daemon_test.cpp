@@ -291,6 +291,7 @@ TEST(CommandLineTest, ModulesListsTheGoodFixtureModules) {
     EXPECT_THAT(listing.out, HasSubstr("beta"));
     EXPECT_THAT(listing.out, HasSubstr("2.3.1"));
     EXPECT_THAT(listing.out, Not(HasSubstr("wrong_abi_major")));
+    EXPECT_THAT(listing.out, HasSubstr("(built-in)"));
     // The skipped ones are reported on stderr, with their reasons.
     EXPECT_THAT(listing.err, HasSubstr("wrong_abi_major.canopy.so"));
     EXPECT_THAT(listing.err, HasSubstr("not_elf.canopy.so"));
@@ -302,13 +303,17 @@ TEST(CommandLineTest, ModulesJsonIsMachineReadable) {
     ASSERT_EQ(listing.exit_code, 0) << listing.err;
     auto modules = nlohmann::json::parse(listing.out);
     ASSERT_TRUE(modules.is_array());
-    ASSERT_EQ(modules.size(), 2U);
+    ASSERT_EQ(modules.size(), 3U);
     EXPECT_EQ(modules[0]["type"], "alpha");
     EXPECT_EQ(modules[0]["version"], "1.0");
     EXPECT_EQ(modules[1]["type"], "beta");
     EXPECT_EQ(modules[1]["version"], "2.3.1");
     EXPECT_TRUE(modules[1]["file"].get<std::string>().ends_with("/beta2.3.canopy.so"));
     EXPECT_TRUE(modules[1]["schema"].is_object());
+    // The built-in type of external programs, which needs no file.
+    EXPECT_EQ(modules[2]["type"], "external");
+    EXPECT_EQ(modules[2]["builtin"], true);
+    EXPECT_EQ(modules[2]["file"], "");
 }
 
 TEST(CommandLineTest, VersionNamesCompilerAndFeatures) {

@@ -112,7 +112,10 @@ TEST(DiscoveryKindTest, MainFillsTheRegistryAndLogsEachModule) {
 
     std::string log = capturedLog([&] { deliverReport(main, toJson(report).dump()); });
 
-    ASSERT_EQ(main.modules().modules().size(), 2U);
+    // What discovery found, and the built-in `external` type.
+    ASSERT_EQ(main.modules().modules().size(), 3U);
+    ASSERT_NE(main.modules().find("external"), nullptr);
+    EXPECT_TRUE(main.modules().find("external")->builtin);
     ASSERT_NE(main.modules().find("beta 2"), nullptr);
     EXPECT_EQ(main.modules().find("beta 2")->version, "2.3.1");
     // The exact lines tools scrape.
@@ -133,7 +136,9 @@ TEST(DiscoveryKindTest, MainSaysWhenNoModuleWasFound) {
 
     std::string log = capturedLog([&] { deliverReport(main, toJson(DiscoveryReport{}).dump()); });
 
-    EXPECT_TRUE(main.modules().empty());
+    // Only the built-in type is left.
+    ASSERT_EQ(main.modules().modules().size(), 1U);
+    EXPECT_TRUE(main.modules().modules().front().builtin);
     EXPECT_THAT(log, HasSubstr("[notice] "));
     EXPECT_THAT(log, HasSubstr(" no modules found in \"/nonexistent/modules\"\n"));
 }

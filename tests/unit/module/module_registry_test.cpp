@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "core/base/build_info.h"
+#include "core/module/builtin_modules.h"
+
 namespace canopy {
 namespace {
 
@@ -109,6 +112,42 @@ TEST_F(ModuleRegistryTest, AssignReplacesTheContent) {
     registry_.assign({});
     EXPECT_TRUE(registry_.empty());
     EXPECT_EQ(found(registry_, "python"), "(none)");
+}
+
+TEST_F(ModuleRegistryTest, BuiltinsSurviveAssign) {
+    for (auto& builtin : builtinModules()) {
+        registry_.addBuiltin(std::move(builtin));
+    }
+    EXPECT_EQ(found(registry_, "external"), std::string("external ") + build::kVersion);
+    EXPECT_EQ(found(registry_, "go"), std::string("external ") + build::kVersion);
+    registry_.assign({module("ruby", "3.1.2")});
+    EXPECT_EQ(found(registry_, "python"), "(none)");
+    EXPECT_EQ(found(registry_, "ruby"), "ruby 3.1.2");
+    ASSERT_NE(registry_.find("external"), nullptr);
+    EXPECT_TRUE(registry_.find("external")->builtin);
+    EXPECT_EQ(registry_.find("external")->file, "");
+    registry_.assign({});
+    EXPECT_EQ(registry_.modules().size(), 1U);
+
+    // A copy made through a report (main to the controller) keeps one of each.
+    ModuleRegistry copy;
+    copy.assign(
+        parseDiscoveryReport(toJson(DiscoveryReport{registry_.modules(), {}}).dump())->modules);
+    copy.addBuiltin(builtinModules().front());
+    copy.assign(registry_.modules());
+    ASSERT_EQ(copy.modules().size(), 1U);
+    EXPECT_TRUE(copy.modules().front().builtin);
+}
+
+TEST(BuiltinModulesTest, ExternalDescribesItsKeys) {
+    auto builtins = builtinModules();
+    ASSERT_EQ(builtins.size(), 1U);
+    const ModuleInfo& external = builtins.front();
+    EXPECT_EQ(external.type, "external");
+    EXPECT_EQ(external.description, "external programs linked with libcanopy");
+    EXPECT_EQ(external.schema["required"], nlohmann::json::array({"executable"}));
+    EXPECT_EQ(external.schema["properties"]["arguments"]["items"]["type"], "string");
+    EXPECT_EQ(external.schema["additionalProperties"], false);
 }
 
 TEST(DiscoveryReportJsonTest, RoundTrips) {
