@@ -2,6 +2,7 @@
 
 #include <array>
 
+#include "core/application/prototype_kind.h"
 #include "core/controller/controller_kind.h"
 #include "core/discovery/discovery_kind.h"
 #include "core/router/router_kind.h"
@@ -11,8 +12,9 @@ namespace canopy {
 std::span<const ProcessKind* const> coreKinds() {
     // Discovery runs to completion first, so the controller validates against
     // a complete module list; the router follows the controller, its peer.
-    static const std::array<const ProcessKind*, 3> kinds = {&kDiscoveryKind, &kControllerKind,
-                                                            &kRouterKind};
+    // Prototypes start only when the router asks for application processes.
+    static const std::array<const ProcessKind*, 4> kinds = {&kDiscoveryKind, &kControllerKind,
+                                                            &kRouterKind, &kPrototypeKind};
     return kinds;
 }
 

@@ -1,6 +1,7 @@
 #include "core/main/main_process.h"
 
 #include <fmt/format.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -310,6 +311,15 @@ int runDaemon(const Options& options, std::span<const ProcessKind* const> kinds,
     reporter.detach();
     if (!options.no_daemon) {
         notifyReady(std::move(readiness));
+    }
+
+    // Workers outlive a prototype that dies; as the subreaper main reaps them
+    // (and can tell them from unrelated processes) instead of init.
+    if (::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0) {
+        main_process.context().processes().reapOrphans(true);
+    } else {
+        log::warn("cannot become the reaper of orphaned application processes: {}",
+                  std::strerror(errno));
     }
 
     log::info("canopy {} started", build::kVersion);
