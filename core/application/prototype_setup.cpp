@@ -35,7 +35,10 @@ void hostLog(canopy_task_t* task, canopy_log_level_t level, const char* message)
         return;
     }
     if (levelOf(level) <= log::Level::Error) {
-        host->last_error = text;
+        std::lock_guard guard(host->lock);
+        if (host->in_setup) {
+            host->last_error = text;
+        }
     }
     log::write(levelOf(level), fmt::format("\"{}\": {}", host->app, text));
 }
@@ -102,17 +105,26 @@ Result<void> runModuleSetup(PreparedApplication& application) {
     process.size = sizeof(process);
     process.app_name = application.app.c_str();
     process.pid = ::getpid();
-    application.host.last_error.clear();
+    {
+        std::lock_guard guard(application.host.lock);
+        application.host.in_setup = true;
+    }
     int outcome = application.module->setup(&application.task, &process, &application.module_conf);
+    std::string last_error;
+    {
+        std::lock_guard guard(application.host.lock);
+        application.host.in_setup = false;
+        last_error = std::move(application.host.last_error);
+    }
     if (outcome == CANOPY_OK) {
         return {};
     }
     std::string module_name = application.module->type != nullptr ? application.module->type : "";
-    if (application.host.last_error.empty()) {
+    if (last_error.empty()) {
         return Error{fmt::format("the {} module could not set the application up", module_name)};
     }
-    return Error{fmt::format("the {} module could not set the application up: {}", module_name,
-                             application.host.last_error)};
+    return Error{
+        fmt::format("the {} module could not set the application up: {}", module_name, last_error)};
 }
 
 Result<UniqueFd> openOutput(const std::string& path, std::string_view key) {

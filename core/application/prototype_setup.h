@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -32,10 +33,12 @@ Result<PrototypeData> parsePrototypeData(std::string_view text);
 
 // The host's side of module hooks: log lines carry the application's name;
 // during setup the last error a module logged is kept for the reason main
-// reports.
+// reports. host_log may be called from any thread, hence the lock.
 struct ModuleHost {
     std::string app;
-    std::string last_error;
+    std::mutex lock;
+    bool in_setup = false;   // under `lock`
+    std::string last_error;  // under `lock`
 };
 
 // A prototype after setup: everything a worker needs. Lives in the
