@@ -189,8 +189,7 @@ void ApplicationSupervisor::workerExited(Process& process, Message& message) {
                   report ? std::string("unknown prototype") : report.error().message);
         return;
     }
-    prototype->workers.erase(report->pid);
-    if (worker_exit_listener_) {
+    if (prototype->workers.erase(report->pid) > 0 && worker_exit_listener_) {
         worker_exit_listener_(prototype->app, report->pid, report->status);
     }
 }

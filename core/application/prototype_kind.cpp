@@ -235,8 +235,12 @@ void reapWorkers(ChildContext& child) {
     int wait_status = 0;
     pid_t pid = 0;
     while ((pid = ::waitpid(-1, &wait_status, WNOHANG)) > 0) {
+        // A helper a module's setup() forked is reaped too, but it is no
+        // worker: neither logged nor reported.
+        if (state().workers.erase(pid) == 0) {
+            continue;
+        }
         logWorkerExit(pid, wait_status);
-        state().workers.erase(pid);
         if (auto sent = child.mainPort().send(MessageType::AppProcessExited,
                                               workerExitedPayload(pid, wait_status));
             !sent) {
