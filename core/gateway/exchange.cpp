@@ -47,10 +47,23 @@ bool Exchange::claimed() const {
 }
 
 std::optional<WorkerId> Exchange::worker() const {
-    if (worker_ == nullptr) {
+    if (worker_ != nullptr) {
+        return worker_->id;
+    }
+    // Claimed but not read from yet (a worker that took the request and
+    // wrote nothing): the stream's writer names it.
+    if (stage_ != Stage::Queued || streams_closed_) {
         return std::nullopt;
     }
-    return worker_->id;
+    transport::Party writer = channel_->channel->streamWriter(response_stream_);
+    if (writer == transport::kNoParty) {
+        return std::nullopt;
+    }
+    auto owner = channel_->ownerOf(writer);
+    if (owner == nullptr) {
+        return std::nullopt;
+    }
+    return owner->id;
 }
 
 void Exchange::notify() {

@@ -8,12 +8,15 @@ namespace canopy {
 namespace {
 
 // The keys an external application adds to the common ones; the other
-// application keys (user, environment, ...) are the validator's.
+// application keys (user, environment, ...) are the validator's. `threads`
+// gives each process that many serving contexts (the program must start as
+// many, e.g. the example's --threads).
 constexpr std::string_view kExternalSchema = R"({
     "type": "object",
     "properties": {
         "executable": {"type": "string"},
-        "arguments": {"type": "array", "items": {"type": "string"}}
+        "arguments": {"type": "array", "items": {"type": "string"}},
+        "threads": {"type": "integer", "minimum": 1, "maximum": 256}
     },
     "required": ["executable"],
     "additionalProperties": false

@@ -115,6 +115,12 @@ Result<RequestDescriptor> RequestQueue::take() {
             sched_yield();
         }
     }
+    if (approximateSize() == 0) {
+        // No request is being written either: the ticket was a nudge (after a
+        // consumer died) that nobody needs. Putting it back would have every
+        // idle consumer spin on it forever.
+        return Error{Errc::WouldBlock, 0, "no request queued"};
+    }
     // The ticket's request is still being written by a preempted producer:
     // put the ticket back so this or another consumer comes back for it.
     detail::signalEventFd(event_fd_);

@@ -51,6 +51,23 @@ TEST(RequestQueueTest, FirstInFirstOutUntilFullThenEmpty) {
     EXPECT_EQ(queue.take()->request_id, 10U);
 }
 
+// A nudge (sent when a consumer died, in case it held a ticket) on an empty
+// queue is dropped by the first consumer that looks: idle consumers then
+// sleep instead of passing the ticket around forever.
+TEST(RequestQueueTest, ANudgeOnAnEmptyQueueIsDroppedNotPassedOn) {
+    auto channel = makeChannel();
+    RequestQueue& queue = channel->queue();
+    queue.nudge();
+    EXPECT_EQ(queue.take().code(), Errc::WouldBlock);
+    auto started = std::chrono::steady_clock::now();
+    EXPECT_EQ(queue.takeWait(100).code(), Errc::WouldBlock);
+    EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(90));
+    ASSERT_TRUE(queue.push(requestNumbered(7)).ok());
+    queue.nudge();
+    EXPECT_EQ(queue.take()->request_id, 7U);
+    EXPECT_EQ(queue.take().code(), Errc::WouldBlock);
+}
+
 TEST(RequestQueueTest, AnIdleConsumerSleepsUntilARequestArrives) {
     auto channel = makeChannel();
     pid_t child = forkChild([&] {
