@@ -424,3 +424,37 @@ def test_a_broken_websocket_handshake_is_refused_by_the_router(canopy):
                        b"Sec-WebSocket-Key: short\r\n\r\n")
         client.settimeout(10)
         assert client.recv(65536).startswith(b"HTTP/1.1 400")
+
+
+def test_a_process_that_keeps_crashing_is_retried_with_back_off(canopy):
+    flag = canopy.dir / "crash"
+    script = f'if [ -e "{flag}" ]; then echo crashing >&2; exit 1; fi; exec "{HELLO}"'
+    configure(canopy, {"flaky": hello_app(executable="/bin/sh", arguments=["-c", script])})
+    assert fetch("/")[0] == 200
+    flag.touch()
+    os.kill(workers("flaky")[0], signal.SIGKILL)
+    time.sleep(3)
+    attempts = canopy.log().count("a process failed to start")
+    # 100 ms doubling: a handful of attempts in 3 s, not a respawn storm.
+    assert 2 <= attempts <= 8, canopy.log()
+    # Meanwhile requests are answered, not left waiting.
+    assert fetch("/", timeout=10)[0] == 503
+    flag.unlink()
+    assert wait_until(lambda: fetch("/")[0] == 200, timeout=15)
+
+
+def test_a_restarted_router_starts_the_applications_again(canopy):
+    configure(canopy, {"hello": hello_app(processes=2)})
+    before = set(workers("hello"))
+    os.kill(canopy.child("canopy: router"), signal.SIGKILL)
+    assert wait_until(lambda: fetch_status("/") == 200, timeout=15)
+    # The old processes lost their router and left; new ones serve.
+    assert wait_until(lambda: len(workers("hello")) == 2 and not set(workers("hello")) & before,
+                      timeout=10)
+
+
+def fetch_status(path):
+    try:
+        return fetch(path, timeout=5)[0]
+    except OSError:
+        return None
