@@ -1,5 +1,9 @@
 #include "hello_app.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <array>
 #include <charconv>
 #include <cstddef>
@@ -49,6 +53,36 @@ void greet(Request request) {
         return;
     }
     respondText(request, 200, kGreeting);
+}
+
+// GET /self: this program's own executable, handed to the router by
+// descriptor; the router sends it with sendfile(), so the bytes never pass
+// through the app or the shared memory.
+void sendSelf(Request request) {
+    int fd = ::open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    struct stat file_status {};
+    if (fd < 0 || ::fstat(fd, &file_status) != 0) {
+        if (fd >= 0) {
+            ::close(fd);
+        }
+        respondText(request, 500, "cannot open the executable\n");
+        return;
+    }
+    canopy::Response response = request.response();
+    std::string length = std::to_string(file_status.st_size);
+    Status result = response.init(200, 2);
+    if (result == Status::Ok) {
+        result = response.addHeader("Content-Type", "application/octet-stream");
+    }
+    if (result == Status::Ok) {
+        result = response.addHeader("Content-Length", length);
+    }
+    if (result == Status::Ok) {
+        result = response.sendFile(fd, 0, static_cast<uint64_t>(file_status.st_size));
+    }
+    // The router got its own duplicate: ours may close now.
+    ::close(fd);
+    (void)request.done(result == Status::Ok ? Status::Ok : Status::Error);
 }
 
 // Streams the body back: read a chunk, write a chunk. Neither side ever
@@ -217,6 +251,8 @@ void route(Request request, WebSocketSessions& sessions) {
         echo(std::move(request));
     } else if (path == "/ws") {
         acceptWebSocket(std::move(request), sessions);
+    } else if (path == "/self") {
+        sendSelf(std::move(request));
     } else if (path == "/headers") {
         showHeaders(std::move(request));
     } else {

@@ -458,3 +458,21 @@ def fetch_status(path):
         return fetch(path, timeout=5)[0]
     except OSError:
         return None
+
+
+def test_a_file_the_app_hands_over_is_sent_by_the_router(canopy):
+    configure(canopy, {"hello": hello_app()})
+    expected = Path(HELLO).read_bytes()
+    status, headers, body = fetch("/self")
+    assert status == 200 and body == expected
+    assert headers["Content-Length"] == str(len(expected))
+    # HTTP/1.0 and several in a row on one connection.
+    with socket.create_connection(("127.0.0.1", PORT)) as client:
+        client.sendall(b"GET /self HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+        client.settimeout(10)
+        received = b""
+        while len(received) < 3 * len(expected):
+            chunk = client.recv(1 << 20)
+            assert chunk
+            received += chunk
+        assert received.count(b"HTTP/1.1 200") >= 3
