@@ -75,7 +75,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
         bool closing = false;  // a Close went out: end after the write
     };
 
-    void waitForRequest();
+    void waitForRequest(bool data_may_be_waiting = false);
     void readMore();
     void readAvailable();
     void beginHead();
@@ -96,6 +96,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     void startApplication(routing::RequestView& request, std::vector<routing::Header>& headers,
                           const std::string& host, const std::string& application);
     void readAppBody();
+    void waitAppBody();
     void readAppBodyAvailable();
     void onAppOutput(AppOutput output);
     void writeAppOutput();
@@ -107,6 +108,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     void finishApplication();
     void answerAppError(int status);
     void readFrames();
+    void waitFrames();
     void readFramesAvailable();
     void queueFrames(std::string_view encoded);
     void writeFrames();

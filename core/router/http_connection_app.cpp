@@ -173,11 +173,18 @@ void HttpConnection::startApplication(routing::RequestView& request,
     }
 }
 
+// Reads at once rather than waiting: bytes that arrived while the app was
+// busy gave their readiness edge to nobody (Asio's async_wait never tries
+// first), so only a read finds them.
 void HttpConnection::readAppBody() {
     if (!app_ || app_->body_done || app_->body_refused || app_->body_waiting) {
         return;
     }
     armTimer(snapshot_->http.body_read_timeout);
+    readAppBodyAvailable();
+}
+
+void HttpConnection::waitAppBody() {
     socket_.async_wait(Socket::wait_read,
                        [self = shared_from_this()](const boost::system::error_code& ec) {
                            if (ec) {
@@ -203,7 +210,7 @@ void HttpConnection::readAppBodyAvailable() {
     boost::system::error_code ec;
     size_t length = socket_.read_some(boost::asio::buffer(app.body_buffer.data(), want), ec);
     if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
-        readAppBody();
+        waitAppBody();
         return;
     }
     if (ec) {
@@ -594,7 +601,9 @@ void HttpConnection::finishApplication() {
                   buffer_.begin() + static_cast<ptrdiff_t>(end_));
         end_ += app->leftover.size();
     }
-    waitForRequest();
+    // The client may have sent its next request while the answer's end was
+    // on its way here: read, do not only wait (see readAppBody()).
+    waitForRequest(/*data_may_be_waiting=*/true);
 }
 
 void HttpConnection::queueFrames(std::string_view encoded) {
@@ -631,6 +640,10 @@ void HttpConnection::writeFrames() {
 }
 
 void HttpConnection::readFrames() {
+    readFramesAvailable();  // not a wait: see readAppBody()
+}
+
+void HttpConnection::waitFrames() {
     if (!app_ || app_->frames_waiting || app_->closing) {
         return;
     }
@@ -659,7 +672,7 @@ void HttpConnection::readFramesAvailable() {
     if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
         length = 0;
         if (app.frame_buffered == 0) {
-            readFrames();
+            waitFrames();
             return;
         }
     } else if (ec) {
@@ -712,6 +725,10 @@ void HttpConnection::readFramesAvailable() {
     }
     if (forwarded) {
         app.frames_waiting = true;  // more once the app took these
+        return;
+    }
+    if (length == 0) {
+        waitFrames();
         return;
     }
     readFrames();
