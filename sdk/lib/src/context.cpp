@@ -59,11 +59,12 @@ void freeDone(canopy_context* context) {
 bool takeOne(canopy_context* context) {
     canopy_app* app = context->app;
     // The router announces a segment on the socket before it publishes a ref
-    // into it; attaching what is waiting first means takeRequest never sees
-    // a ref into a segment we lack (it would mistake it for a cancel).
+    // into it; attaching what is waiting first saves takeRequest the second
+    // look it takes when an announcement arrived after this drain.
     drainPort(app);
     for (;;) {
-        auto taken = context->channel->takeRequest(app->router_segments, 0);
+        auto taken =
+            context->channel->takeRequest(app->router_segments, 0, -1, [app] { drainPort(app); });
         if (taken.code() == Errc::WouldBlock) {
             return false;
         }

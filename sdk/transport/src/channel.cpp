@@ -221,7 +221,8 @@ size_t Channel::openStreams() const {
 }
 
 Result<RequestDescriptor> Channel::takeRequest(SegmentTable& router_segments, int timeout_ms,
-                                               int extra_fd) {
+                                               int extra_fd,
+                                               const std::function<void()>& attach_announced) {
     auto taken = queue_.takeWait(timeout_ms, extra_fd);
     if (!taken) {
         return taken;
@@ -243,7 +244,11 @@ Result<RequestDescriptor> Channel::takeRequest(SegmentTable& router_segments, in
     const Holder own_holder = holderOf(self_);
     uint32_t claimed = 0;
     for (; claimed < descriptor.head_chunk_count; ++claimed) {
-        if (!router_segments.transfer(descriptor.head_chunks[claimed], router_holder, own_holder)) {
+        const ChunkRef& ref = descriptor.head_chunks[claimed];
+        if (router_segments.find(ref.segment) == nullptr && attach_announced) {
+            attach_announced();
+        }
+        if (!router_segments.transfer(ref, router_holder, own_holder)) {
             break;
         }
     }

@@ -649,7 +649,19 @@ int hostileApp(const std::string& text) {
                                              attachment->segments);
             }
         }
-        auto taken = (*channel)->takeRequest(router_segments, 100, socket);
+        bool quit = false;
+        auto taken = (*channel)->takeRequest(router_segments, 100, socket, [&] {
+            while (auto message = receivePortMessage(socket)) {
+                if (message->type == PortMessageType::RouterSegment) {
+                    (void)router_segments.attach(message->id, std::move(message->fd),
+                                                 attachment->segments);
+                }
+                quit = quit || message->type == PortMessageType::Quit;
+            }
+        });
+        if (quit) {
+            return 0;
+        }
         if (!taken) {
             continue;
         }

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -111,8 +112,14 @@ class Channel {
     // extra_fd as in RequestQueue::takeWait), claims its streams and head
     // chunks for this consumer and rings the router. Aborted when the router
     // cancelled the request while it was queued: just take the next one.
+    // `attach_announced` runs when a head chunk names a segment this process
+    // has not attached: the router announces a segment on the worker's
+    // socket before it queues a request into it, but the announcement may
+    // still wait in the socket; the callback reads it and the chunk is
+    // tried again (without it, such a request would pass for cancelled).
     Result<RequestDescriptor> takeRequest(SegmentTable& router_segments, int timeout_ms,
-                                          int extra_fd = -1);
+                                          int extra_fd = -1,
+                                          const std::function<void()>& attach_announced = {});
 
     // For streams (stream.cpp): the slot, or nullptr when out of range.
     detail::StreamSlotShared* slot(uint32_t index) const;
