@@ -319,8 +319,10 @@ int routerStart(ChildContext& child) {
     log::info("router started");
     int code = child.run();
     auto last = engine()->snapshot();
-    engine().reset();  // joins the workers: no line is recorded after this
+    // Applications first: requests they still hold are answered through
+    // the connections' threads, which must still exist.
     applications().reset();
+    engine().reset();  // joins the workers: no line is recorded after this
     if (last && last->access_log) {
         last->access_log->flush();
     }
