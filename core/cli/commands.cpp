@@ -81,8 +81,11 @@ std::vector<std::vector<std::string>> runtimeRows(const json::Value& modules) {
     auto addRow = [&rows](const std::string& type, const json::Value& module) {
         const json::Value* version = module.find("version");
         const json::Value* lib = module.find("lib");
-        rows.push_back({type, version != nullptr ? scalarText(*version) : "-",
-                        lib != nullptr ? scalarText(*lib) : "-"});
+        std::string file = lib != nullptr ? scalarText(*lib) : "-";
+        if (file.empty()) {
+            file = "(built-in)";  // `external`: part of canopyd, no file
+        }
+        rows.push_back({type, version != nullptr ? scalarText(*version) : "-", file});
     };
     for (const auto& member : modules.asObject()) {
         if (member.value.isArray()) {

@@ -314,6 +314,7 @@ def test_runtimes_table_and_json(canopy):
     # external is built into canopyd: no file.
     assert [row[:2] for row in rows] == [["alpha", "1.0"], ["beta", "2.3.1"], ["external", external]]
     assert rows[0][2].endswith("alpha1.0.canopy.so")
+    assert rows[2][2] == "(built-in)"
     raw = json.loads(run("runtimes", "--json", control=canopy).stdout)
     assert raw == canopy.get("/status/modules").json
 
