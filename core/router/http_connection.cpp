@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 
 #include <boost/asio/write.hpp>
@@ -182,6 +183,7 @@ void HttpConnection::waitForRequest(bool data_may_be_waiting) {
         begin_ = 0;
     }
     chunked_.reset();
+    file_body_.reset();
     response_.clear();
     status_ = 0;
     if (end_ > 0) {
@@ -413,6 +415,8 @@ void HttpConnection::respond() {
         snapshot_->routes.resolvePass(listener->second.pass->evaluate(request));
     const routing::Action* action = nullptr;
     int status = 0;
+    std::vector<routing::HeaderField> fields;
+    std::optional<StaticAnswer> file_answer;  // a static file found and planned
     for (int hop = 0; status == 0; ++hop) {
         if (hop > kMaxPassHops) {
             log::error("request from {} passed between routes more than {} times", remote_.text(),
@@ -447,27 +451,55 @@ void HttpConnection::respond() {
             status = 500;
             break;
         }
-        if (const auto* pass = std::get_if<routing::PassAction>(&action->handler)) {
-            target = snapshot_->routes.resolvePass(*pass, request);
+        // The action, then the fallbacks of `share` actions that found
+        // nothing (each may pass, return or share again).
+        while (status == 0) {
+            if (const auto* pass = std::get_if<routing::PassAction>(&action->handler)) {
+                target = snapshot_->routes.resolvePass(*pass, request);
+                action = nullptr;
+                break;
+            }
+            if (const auto* answer = std::get_if<routing::ReturnAction>(&action->handler)) {
+                status = answer->status;
+                break;
+            }
+            if (const auto* share = std::get_if<routing::ShareAction>(&action->handler)) {
+                if (head.method != http::Method::Get && !head_request_) {
+                    if (share->fallback) {
+                        action = share->fallback.get();
+                        continue;
+                    }
+                    status = 405;
+                    fields.push_back({"Allow", "GET, HEAD"});
+                    break;
+                }
+                StaticLookup found = findStaticFile(*share, request, snapshot_->mime_types);
+                if ((found.status == 403 || found.status == 404) && share->fallback) {
+                    action = share->fallback.get();
+                    continue;
+                }
+                status = found.status;
+                if (status == 301) {
+                    fields.push_back({"Location", std::move(found.location)});
+                } else if (status == 200) {
+                    file_answer = planStaticAnswer(std::move(found), request);
+                    status = file_answer->status;
+                    fields = std::move(file_answer->fields);
+                }
+                break;
+            }
+            status = 500;  // proxy is refused at apply time
             action = nullptr;
-            continue;
         }
-        if (const auto* answer = std::get_if<routing::ReturnAction>(&action->handler)) {
-            status = answer->status;
-            break;
-        }
-        status = 500;  // share and proxy are refused at apply time
-        action = nullptr;
     }
 
     status_ = status;
-    std::vector<routing::HeaderField> fields;
     std::string body;
     if (action != nullptr) {
-        const auto& answer = std::get<routing::ReturnAction>(action->handler);
-        if (answer.location) {
+        if (const auto* answer = std::get_if<routing::ReturnAction>(&action->handler);
+            answer != nullptr && answer->location) {
             fields.push_back(
-                {"Location", routing::encodeLocation(answer.location->evaluate(request))});
+                {"Location", routing::encodeLocation(answer->location->evaluate(request))});
         }
         routing::applyResponseHeaders(*action, request, status, fields);
     }
@@ -487,13 +519,24 @@ void HttpConnection::respond() {
     response.framing =
         bodyless_status ? http::ResponseFraming::NoBody : http::ResponseFraming::ContentLength;
     response.content_length = body.size();
+    bool file_sent = file_answer && !file_answer->error_page && !bodyless_status;
+    if (file_sent) {
+        response.content_length = file_answer->content_length;
+    }
     response.keep_alive = keep_alive_;
     response.http10_client = head.http10();
     response.server = snapshot_->server;
     response.fields = views;
     keep_alive_ = http::appendResponseHead(response_, response) && keep_alive_;
     bool sends_body = !head_request_ && !bodyless_status;
-    if (sends_body) {
+    if (sends_body && file_sent) {
+        if (!file_answer->body.parts.empty()) {
+            file_body_ = std::make_unique<FileBody>(std::move(file_answer->body));
+            file_part_ = 0;
+            file_text_done_ = 0;
+            file_done_ = 0;
+        }
+    } else if (sends_body) {
         response_ += body;
     }
     if (snapshot_->access_log) {
@@ -504,7 +547,7 @@ void HttpConnection::respond() {
             sent.push_back({field.name, field.value});
         }
         request.response.status = status;
-        request.response.body_bytes_sent = sends_body ? body.size() : 0;
+        request.response.body_bytes_sent = sends_body ? response.content_length : 0;
         request.response.headers = sent;
         request.end_time = std::chrono::steady_clock::now();
         snapshot_->access_log->record(request);
@@ -517,16 +560,98 @@ void HttpConnection::send(bool close_after) {
     boost::asio::async_write(
         socket_, boost::asio::buffer(response_),
         [self = shared_from_this(), close_after](const boost::system::error_code& ec, size_t) {
-            if (ec || close_after) {
-                if (!ec) {
-                    boost::system::error_code ignored;
-                    self->socket_.shutdown(Socket::shutdown_send, ignored);
-                }
+            if (ec) {
                 self->close();
                 return;
             }
-            self->finishRequest();
+            if (self->file_body_) {
+                self->sendFileBody(close_after);
+                return;
+            }
+            self->sent(close_after);
         });
+}
+
+void HttpConnection::sendFileBody(bool close_after) {
+    // Text from memory with send(), the file's slices with sendfile(): the
+    // file is never read into memory. The socket is non-blocking; when it is
+    // full, wait until it is writable and go on from where this stopped.
+    FileBody& body = *file_body_;
+    int fd = socket_.native_handle();
+    auto waitWritable = [this, close_after] {
+        armTimer(snapshot_->http.send_timeout);
+        socket_.async_wait(Socket::wait_write, [self = shared_from_this(),
+                                                close_after](const boost::system::error_code& ec) {
+            if (ec || !self->file_body_) {
+                self->close();
+                return;
+            }
+            self->sendFileBody(close_after);
+        });
+    };
+    while (true) {
+        std::string_view text =
+            file_part_ < body.parts.size() ? body.parts[file_part_].before : body.after;
+        while (file_text_done_ < text.size()) {
+            ssize_t written = ::send(fd, text.data() + file_text_done_,
+                                     text.size() - file_text_done_, MSG_NOSIGNAL);
+            if (written > 0) {
+                file_text_done_ += static_cast<size_t>(written);
+                continue;
+            }
+            if (written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                waitWritable();
+                return;
+            }
+            if (written < 0 && errno == EINTR) {
+                continue;
+            }
+            close();
+            return;
+        }
+        if (file_part_ == body.parts.size()) {
+            break;
+        }
+        const FileBody::Part& part = body.parts[file_part_];
+        while (file_done_ < part.length) {
+            auto offset = static_cast<off_t>(part.offset + file_done_);
+            auto count = static_cast<size_t>(std::min<uint64_t>(part.length - file_done_, 1 << 30));
+            ssize_t written = ::sendfile(fd, body.file.get(), &offset, count);
+            if (written > 0) {
+                file_done_ += static_cast<uint64_t>(written);
+                continue;
+            }
+            if (written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                waitWritable();
+                return;
+            }
+            if (written < 0 && errno == EINTR) {
+                continue;
+            }
+            // The file shrank since it was opened (or the client left): the
+            // announced length cannot be kept, so the connection ends.
+            if (written == 0) {
+                log::info("a static file became shorter while it was sent");
+            }
+            close();
+            return;
+        }
+        ++file_part_;
+        file_text_done_ = 0;
+        file_done_ = 0;
+    }
+    file_body_.reset();
+    sent(close_after);
+}
+
+void HttpConnection::sent(bool close_after) {
+    if (close_after) {
+        boost::system::error_code ignored;
+        socket_.shutdown(Socket::shutdown_send, ignored);
+        close();
+        return;
+    }
+    finishRequest();
 }
 
 void HttpConnection::finishRequest() {
@@ -540,6 +665,7 @@ void HttpConnection::fail(int status, const char* reason) {
     status_ = status;
     keep_alive_ = false;
     response_.clear();
+    file_body_.reset();
     bool http10 = parser_ && parser_->head().http10();
     http::appendErrorResponse(response_, status, snapshot_->server, false, http10, false);
     send(true);

@@ -18,6 +18,7 @@
 #include "core/http/websocket.h"
 #include "core/router/app_call.h"
 #include "core/router/router_snapshot.h"
+#include "core/router/static_files.h"
 #include "core/routing/address.h"
 #include "core/routing/request_view.h"
 
@@ -86,6 +87,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     void dropConsumed();
     void respond();
     void send(bool close_after);
+    void sendFileBody(bool close_after);
+    void sent(bool close_after);
     void finishRequest();
     void fail(int status, const char* reason);
     void close();
@@ -139,6 +142,12 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     std::chrono::steady_clock::time_point deadline_;
     bool timer_waiting_ = false;
     std::unique_ptr<AppRequest> app_;
+    // A static file's bytes, sent after response_ (null when none), and how
+    // far: the part, the bytes of its text, the bytes of its file slice.
+    std::unique_ptr<FileBody> file_body_;
+    size_t file_part_ = 0;
+    size_t file_text_done_ = 0;
+    uint64_t file_done_ = 0;
 };
 
 }  // namespace canopy

@@ -24,11 +24,11 @@ std::optional<bool> boolAt(const json::Value* object, std::string_view key) {
 // Actions whose handlers arrive with later work are refused at apply time,
 // so a configuration never claims to serve what it cannot.
 std::optional<std::string> unsupportedAction(const json::Value& action) {
-    if (action.find("share") != nullptr) {
-        return "Static files (\"share\") are not served yet by this version of Canopy.";
-    }
     if (action.find("proxy") != nullptr) {
         return "Proxying (\"proxy\") is not available yet in this version of Canopy.";
+    }
+    if (const auto* fallback = action.find("fallback"); fallback != nullptr) {
+        return unsupportedAction(*fallback);
     }
     return std::nullopt;
 }
@@ -145,6 +145,22 @@ Result<std::shared_ptr<const RouterSnapshot>> RouterSnapshot::build(const json::
         snapshot->http.server_version = *value;
     }
     snapshot->server = http::serverHeaderValue(snapshot->http.server_version);
+    const json::Value* static_settings = http == nullptr ? nullptr : http->find("static");
+    if (const json::Value* mime_types =
+            static_settings == nullptr ? nullptr : static_settings->find("mime_types");
+        mime_types != nullptr && mime_types->isObject()) {
+        for (const auto& member : mime_types->asObject()) {
+            if (member.value.isString()) {
+                snapshot->mime_types.add(member.key, member.value.asString());
+            } else if (member.value.isArray()) {
+                for (const auto& extension : member.value.asArray()) {
+                    if (extension.isString()) {
+                        snapshot->mime_types.add(member.key, extension.asString());
+                    }
+                }
+            }
+        }
+    }
     unsigned cores = std::max(1U, std::thread::hardware_concurrency());
     snapshot->listen_threads =
         static_cast<unsigned>(integerAt(settings, "listen_threads").value_or(cores));

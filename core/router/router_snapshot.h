@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "core/base/result.h"
+#include "core/http/mime_types.h"
 #include "core/json/value.h"
 #include "core/router/access_log.h"
 #include "core/routing/forwarded.h"
@@ -59,6 +60,7 @@ struct RouterSnapshot {
     std::map<std::string, ListenerSnapshot, std::less<>> listeners;
     routing::RouteTable routes;
     std::string server;                     // the Server header's value
+    http::MimeTypes mime_types;             // built-in + settings.http.static.mime_types
     std::shared_ptr<AccessLog> access_log;  // null: no access log
     std::map<std::string, std::shared_ptr<const ApplicationSpec>, std::less<>> applications;
 
