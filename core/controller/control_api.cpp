@@ -113,7 +113,7 @@ config::ValidationContext validationContextFor(const ModuleRegistry& modules,
     // Only what this build really serves passes validation.
     context.features.tls = false;
     context.features.isolation = false;
-    context.features.openat2 = false;
+    context.features.openat2 = true;  // share's chroot and resolve limits
     context.features.compression_encodings.clear();
     return context;
 }

@@ -8,8 +8,6 @@ Keys that need a feature this build lacks (validationContextFor in
 core/controller/control_api.cpp turns them off), each checked below:
   listeners.*.tls                        TLS
   applications.*.isolation               namespaces, rootfs, cgroups
-  action chroot, follow_symlinks,
-  traverse_mounts                        openat2
   settings.http.compression              compressors
   settings.js_module                     njs
   settings.telemetry                     OpenTelemetry
@@ -78,6 +76,9 @@ EVERY_KEY = {
                     "share": ["/srv/www$uri", "/srv/fallback${uri}"],
                     "index": "index.htm",
                     "types": ["text/*", "image/*", "!image/svg+xml"],
+                    "chroot": "/srv",
+                    "follow_symlinks": False,
+                    "traverse_mounts": True,
                     "fallback": {
                         "share": "/srv/other$uri",
                         "fallback": {"return": 404},
@@ -144,9 +145,6 @@ EVERY_KEY = {
 FEATURE_GATED = [
     ("/listeners/*:18080/tls", {"certificate": "bundle"}, "TLS"),
     ("/applications/beta_app/isolation", {"namespaces": {"pid": True}}, "isolation"),
-    ("/routes/static/0/action/chroot", "/srv/www", "openat2"),
-    ("/routes/static/0/action/follow_symlinks", False, "openat2"),
-    ("/routes/static/0/action/traverse_mounts", False, "openat2"),
     ("/settings/http/compression", {"types": "text/*", "compressors": {"encoding": "gzip"}},
      "compression"),
     ("/settings/js_module", "helpers", "njs"),
@@ -204,7 +202,8 @@ def test_every_key_list_is_really_used():
                 "match/scheme", "match/source", "match/destination", "match/if",
                 "action/rewrite", "action/response_headers", "action/location",
                 "action/proxy", "action/share", "action/index", "action/types",
-                "action/fallback", "servers", "weight", "processes/max", "processes/spare",
+                "action/fallback", "action/chroot", "action/follow_symlinks",
+                "action/traverse_mounts", "servers", "weight", "processes/max", "processes/spare",
                 "processes/idle_timeout", "limits/timeout", "limits/requests", "limits/shm",
                 "working_directory", "user", "group", "environment", "stdout", "stderr",
                 "listen_threads", "http/websocket/max_frame_size", "http/static/mime_types",
