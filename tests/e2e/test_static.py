@@ -89,6 +89,12 @@ def site():
                                 "chroot": str(www / "chroot")}},
                     {"match": {"uri": "/outside"},
                      "action": {"share": str(www) + "/hello.txt", "chroot": str(www / "chroot")}},
+                    {"match": {"uri": "/mount-closed"},
+                     "action": {"share": "/proc/version", "traverse_mounts": False}},
+                    {"match": {"uri": "/mount-open"}, "action": {"share": "/proc/version"}},
+                    {"match": {"uri": "/mount-chroot"},
+                     "action": {"share": str(www) + "/hello.txt", "chroot": str(www),
+                                "follow_symlinks": False, "traverse_mounts": False}},
                     {"match": {"uri": "/nosym/*"},
                      "action": {"share": share, "follow_symlinks": False}},
                     {"match": {"uri": "/typed/*"},
@@ -249,6 +255,14 @@ def test_chroot_and_symlinks(site):
     assert request(site, "/outside")[0] == 403
     assert request(site, "/nosym/real.txt")[0] == 200
     assert request(site, "/nosym/link.txt")[0] == 403
+
+
+def test_mount_points(site):
+    # /proc is a mount of its own: crossing it is refused when asked.
+    assert request(site, "/mount-open")[0] == 200
+    assert request(site, "/mount-closed")[0] == 403
+    # Within a chroot the limits cover only the part after it.
+    assert request(site, "/mount-chroot")[2] == b"0123456789abcdefghij"
 
 
 def test_conditional_requests(site):
