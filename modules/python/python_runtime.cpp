@@ -1,0 +1,255 @@
+#include "python_runtime.h"
+
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+
+namespace canopy::python {
+
+namespace {
+
+std::atomic<canopy_task_t*> log_task{nullptr};
+
+constexpr const char* kNotYet = "not supported yet by this version of Canopy";
+
+bool isFile(const std::string& path) {
+    struct stat status {};
+    return ::stat(path.c_str(), &status) == 0 && S_ISREG(status.st_mode);
+}
+
+// Turns a PyStatus failure into text.
+std::string statusText(const PyStatus& status, const char* step) {
+    std::string text = std::string("cannot ") + step;
+    if (status.func != nullptr) {
+        text += std::string(" (") + status.func + ")";
+    }
+    if (status.err_msg != nullptr) {
+        text += std::string(": ") + status.err_msg;
+    }
+    return text;
+}
+
+}  // namespace
+
+std::string parseOptions(const char* json, size_t length, PythonOptions& options) {
+    nlohmann::json conf;
+    try {
+        conf = nlohmann::json::parse(json, json + length, nullptr, true, true);
+    } catch (const std::exception& error) {
+        return std::string("the application's configuration is not valid JSON: ") + error.what();
+    }
+    if (!conf.is_object()) {
+        return "the application's configuration is not a JSON object";
+    }
+    auto text = [&](const char* key) -> const std::string* {
+        auto found = conf.find(key);
+        return found != conf.end() && found->is_string() ? found->get_ptr<const std::string*>()
+                                                         : nullptr;
+    };
+    if (const std::string* protocol = text("protocol");
+        protocol != nullptr && *protocol != "wsgi") {
+        return "\"protocol\": \"" + *protocol + "\" is " + kNotYet + " (only \"wsgi\")";
+    }
+    if (conf.contains("targets")) {
+        return std::string("\"targets\" is ") + kNotYet;
+    }
+    if (auto factory = conf.find("factory");
+        factory != conf.end() && factory->is_boolean() && factory->get<bool>()) {
+        return std::string("\"factory\": true is ") + kNotYet;
+    }
+    if (const std::string* module = text("module"); module != nullptr && !module->empty()) {
+        options.module = *module;
+    } else {
+        return "the application has no \"module\" to import";
+    }
+    if (const std::string* callable = text("callable")) {
+        options.callable = *callable;
+    }
+    if (const std::string* home = text("home")) {
+        options.home = *home;
+    }
+    if (auto path = conf.find("path"); path != conf.end()) {
+        if (path->is_string()) {
+            options.path.push_back(path->get<std::string>());
+        } else if (path->is_array()) {
+            for (const auto& entry : *path) {
+                if (entry.is_string()) {
+                    options.path.push_back(entry.get<std::string>());
+                }
+            }
+        }
+    }
+    if (const std::string* prefix = text("prefix")) {
+        if (prefix->empty() || prefix->front() != '/') {
+            return "\"prefix\" must start with \"/\"";
+        }
+        options.prefix = *prefix;
+        while (!options.prefix.empty() && options.prefix.back() == '/') {
+            options.prefix.pop_back();
+        }
+    }
+    if (auto threads = conf.find("threads"); threads != conf.end() && threads->is_number()) {
+        options.threads = threads->get<int>();
+    }
+    if (auto stack = conf.find("thread_stack_size"); stack != conf.end() && stack->is_number()) {
+        auto size = stack->get<int64_t>();
+        long page = ::sysconf(_SC_PAGESIZE);
+        if (size < static_cast<int64_t>(PTHREAD_STACK_MIN) || (page > 0 && size % page != 0)) {
+            return "\"thread_stack_size\" must be at least " + std::to_string(PTHREAD_STACK_MIN) +
+                   " and a multiple of the page size (" + std::to_string(page) + ")";
+        }
+        options.thread_stack_size = static_cast<size_t>(size);
+    }
+    return {};
+}
+
+std::string startInterpreter(const PythonOptions& options) {
+    PyPreConfig preconfig;
+    PyPreConfig_InitIsolatedConfig(&preconfig);
+    // A server has no terminal locale worth following: text is UTF-8.
+    preconfig.utf8_mode = 1;
+    PyStatus status = Py_PreInitialize(&preconfig);
+    if (PyStatus_Exception(status)) {
+        return statusText(status, "pre-initialise Python");
+    }
+
+    PyConfig config;
+    PyConfig_InitIsolatedConfig(&config);
+    // The prototype is the parent of every worker: the signals are canopyd's.
+    config.install_signal_handlers = 0;
+    // Imports run before privileges are dropped; leave no root-owned
+    // __pycache__ directories in the application's tree.
+    config.write_bytecode = 0;
+    config.parse_argv = 0;
+    std::string failure;
+    auto check = [&](PyStatus result, const char* step) {
+        if (failure.empty() && PyStatus_Exception(result)) {
+            failure = statusText(result, step);
+        }
+    };
+    char argument[] = "canopy";
+    char* arguments[] = {argument};
+    check(PyConfig_SetBytesArgv(&config, 1, arguments), "set sys.argv");
+    if (!options.home.empty()) {
+        if (isFile(options.home + "/pyvenv.cfg")) {
+            // A PEP 405 virtual environment: Python finds its prefix (and the
+            // base installation's standard library) from the venv's python.
+            check(PyConfig_SetBytesString(&config, &config.program_name,
+                                          (options.home + "/bin/python3").c_str()),
+                  "set the program name");
+        } else {
+            check(PyConfig_SetBytesString(&config, &config.home, options.home.c_str()),
+                  "set the Python home");
+        }
+    } else {
+        check(PyConfig_SetBytesString(&config, &config.program_name, CANOPY_PYTHON_EXECUTABLE),
+              "set the program name");
+    }
+    if (failure.empty()) {
+        check(Py_InitializeFromConfig(&config), "initialise Python");
+    }
+    PyConfig_Clear(&config);
+    if (!failure.empty()) {
+        return failure;
+    }
+
+    PyObject* sys_path = PySys_GetObject("path");  // borrowed
+    if (sys_path == nullptr || !PyList_Check(sys_path)) {
+        return "sys.path is not a list";
+    }
+    for (size_t index = options.path.size(); index-- > 0;) {
+        PyObject* entry = PyUnicode_DecodeFSDefault(options.path[index].c_str());
+        if (entry == nullptr || PyList_Insert(sys_path, 0, entry) != 0) {
+            Py_XDECREF(entry);
+            return "cannot extend sys.path: " + lastLine(takeExceptionText());
+        }
+        Py_DECREF(entry);
+    }
+    return {};
+}
+
+void setLogTask(canopy_task_t* task) {
+    log_task.store(task);
+}
+
+void logLine(canopy_log_level_t level, const std::string& message) {
+    canopy_task_t* task = log_task.load();
+    if (task != nullptr && task->host_log != nullptr) {
+        task->host_log(task, level, message.c_str());
+    } else {
+        std::string line = "python: " + message + "\n";
+        (void)!::write(2, line.data(), line.size());
+    }
+}
+
+void logLines(canopy_log_level_t level, const std::string& text) {
+    size_t start = 0;
+    while (start < text.size()) {
+        size_t end = text.find('\n', start);
+        if (end == std::string::npos) {
+            end = text.size();
+        }
+        if (end > start) {
+            logLine(level, text.substr(start, end - start));
+        }
+        start = end + 1;
+    }
+}
+
+std::string takeExceptionText() {
+    PyObject* type = nullptr;
+    PyObject* value = nullptr;
+    PyObject* traceback = nullptr;
+    PyErr_Fetch(&type, &value, &traceback);
+    if (type == nullptr) {
+        return "(no Python exception)";
+    }
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != nullptr && value != nullptr) {
+        PyException_SetTraceback(value, traceback);
+    }
+    std::string text;
+    PyObject* module = PyImport_ImportModule("traceback");
+    PyObject* lines = module != nullptr
+                          ? PyObject_CallMethod(module, "format_exception", "OOO", type,
+                                                value != nullptr ? value : Py_None,
+                                                traceback != nullptr ? traceback : Py_None)
+                          : nullptr;
+    PyObject* joined = nullptr;
+    if (lines != nullptr) {
+        PyObject* empty = PyUnicode_FromString("");
+        joined = empty != nullptr ? PyUnicode_Join(empty, lines) : nullptr;
+        Py_XDECREF(empty);
+    }
+    const char* utf8 = joined != nullptr ? PyUnicode_AsUTF8(joined) : nullptr;
+    if (utf8 != nullptr) {
+        text = utf8;
+    } else {
+        PyErr_Clear();
+        PyObject* shown = PyObject_Str(value != nullptr ? value : type);
+        const char* fallback = shown != nullptr ? PyUnicode_AsUTF8(shown) : nullptr;
+        text = fallback != nullptr ? fallback : "(an exception that cannot be shown)";
+        Py_XDECREF(shown);
+        PyErr_Clear();
+    }
+    Py_XDECREF(joined);
+    Py_XDECREF(lines);
+    Py_XDECREF(module);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+    while (!text.empty() && text.back() == '\n') {
+        text.pop_back();
+    }
+    return text;
+}
+
+std::string lastLine(const std::string& text) {
+    size_t newline = text.rfind('\n');
+    return newline == std::string::npos ? text : text.substr(newline + 1);
+}
+
+}  // namespace canopy::python
