@@ -5,6 +5,7 @@ import http.client
 import json
 import os
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -176,6 +177,17 @@ def test_errors_answer_500_and_the_process_keeps_serving(daemon):
     assert json.loads(fetch("/environ")[2])["pid"] == pid
 
 
+def test_a_client_that_leaves_ends_an_endless_stream(daemon):
+    before = json.loads(fetch("/forever-closed")[2])["closed"]
+    with socket.create_connection(("127.0.0.1", PORT)) as client:
+        client.sendall(b"GET /forever HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = 0
+        while received < 1 << 20:
+            received += len(client.recv(65536))
+    assert wait_until(
+        lambda: json.loads(fetch("/forever-closed")[2])["closed"] == before + 1, timeout=10)
+
+
 def test_wsgi_errors_reach_the_log(daemon):
     assert fetch("/errors")[0] == 204
     assert wait_until(lambda: "a line for the log from wsgi.errors" in daemon.log())
@@ -247,3 +259,26 @@ def test_refused_configurations(make_canopy):
     assert put({"type": "python", "callable": "app"}).status == 400
     assert put(python_app(callable="missing")).status == 500
     assert canopy.get("/config").json.get("applications", {}) == {}
+
+
+def test_home_is_a_virtual_environment(make_canopy):
+    canopy = make_canopy(modules_dir=MODULES)
+    venv = canopy.dir / "venv"
+    subprocess.run(["/usr/bin/python3.11", "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=60)
+    site = venv / "lib" / "python3.11" / "site-packages"
+    (site / "venv_marker.py").write_text('MARKER = "from the venv"\n')
+    canopy.start()
+    listener = {f"127.0.0.1:{PORT + 1}": {"pass": "applications/app"}}
+    answer = canopy.put("/config", {"listeners": listener,
+                                    "applications": {"app": python_app(home=str(venv))}})
+    assert answer.status == 200, f"{answer}\n{canopy.log()}"
+    connection = http.client.HTTPConnection("127.0.0.1", PORT + 1, timeout=10)
+    connection.request("GET", "/sys")
+    answer = json.loads(connection.getresponse().read())
+    connection.close()
+    assert answer["prefix"] == str(venv)
+    assert answer["base_prefix"] == "/usr"
+    assert answer["marker"] == "from the venv"
+    assert answer["argv"] == ["canopy"]
+    assert answer["flags"] == [1, 1]

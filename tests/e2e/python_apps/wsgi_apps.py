@@ -3,6 +3,7 @@ Plain PEP 3333, no framework."""
 
 import json
 import os
+import sys
 import threading
 import time
 
@@ -141,11 +142,40 @@ def slow(environ, start_response):
                                          "multithread": environ["wsgi.multithread"]})
 
 
+FOREVER = {"closed": 0}
+
+
+def forever(environ, start_response):
+    """Streams until the client leaves; the generator is closed then."""
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    try:
+        while True:
+            yield b"x" * 65536
+    finally:
+        FOREVER["closed"] += 1
+
+
+def forever_closed(environ, start_response):
+    return respond_json(start_response, FOREVER)
+
+
+def python_sys(environ, start_response):
+    try:
+        import venv_marker
+        marker = venv_marker.MARKER
+    except ImportError:
+        marker = None
+    return respond_json(start_response, {"prefix": sys.prefix, "base_prefix": sys.base_prefix,
+                                         "argv": sys.argv, "marker": marker,
+                                         "flags": [sys.flags.isolated, sys.flags.utf8_mode]})
+
+
 ROUTES = {
     "/echo": echo, "/lines": lines, "/readlines": readlines, "/stream": stream,
     "/write": write_callable, "/file": file_wrapper, "/fail": fail, "/str": str_item,
     "/bad-headers": bad_headers, "/fail-midway": fail_midway, "/closing": closing,
-    "/closed": closed, "/errors": errors, "/slow": slow,
+    "/closed": closed, "/errors": errors, "/slow": slow, "/sys": python_sys,
+    "/forever": forever, "/forever-closed": forever_closed,
 }
 
 
