@@ -139,8 +139,8 @@ def test_streaming_from_a_generator_and_write(daemon):
     assert response.headers.get("Transfer-Encoding") == "chunked"
     started = time.monotonic()
     first = response.read1(64)
-    # The first part arrives before the generator has finished (5 x 50 ms).
-    assert first.startswith(b"part 0\n") and time.monotonic() - started < 0.2
+    # The first part arrives well before the generator has finished (5 x 150 ms).
+    assert first.startswith(b"part 0\n") and time.monotonic() - started < 0.5
     rest = response.read()
     connection.close()
     assert first + rest == b"".join(f"part {index}\n".encode() for index in range(5))
@@ -170,9 +170,14 @@ def test_errors_answer_500_and_the_process_keeps_serving(daemon):
     assert "Traceback (most recent call last)" in daemon.log()
     assert "yielded a str, but every item must be bytes" in daemon.log()
     assert "headers must be a list" in daemon.log()
-    # After the headers went out the connection is cut instead.
-    with pytest.raises(http.client.IncompleteRead):
-        fetch("/fail-midway")
+    # After the headers went out the connection is cut instead (unless the
+    # router had not sent the head yet when the abort came: then it answers 503).
+    try:
+        status, _, _ = fetch("/fail-midway")
+    except http.client.IncompleteRead:
+        pass
+    else:
+        assert status == 503
     assert wait_until(lambda: "failed after the headers went out" in daemon.log())
     assert json.loads(fetch("/environ")[2])["pid"] == pid
 

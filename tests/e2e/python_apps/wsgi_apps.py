@@ -70,7 +70,7 @@ def stream(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     for index in range(5):
         yield f"part {index}\n".encode()
-        time.sleep(0.05)
+        time.sleep(0.15)
 
 
 def write_callable(environ, start_response):
@@ -117,6 +117,7 @@ def bad_headers(environ, start_response):
 def fail_midway(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     yield b"first part\n"
+    time.sleep(0.2)  # let the router send the head before the abort
     raise RuntimeError("failed after the headers went out")
 
 
