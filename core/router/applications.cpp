@@ -10,6 +10,7 @@
 #include "core/base/log.h"
 #include "core/port/message.h"
 #include "core/process/child_context.h"
+#include "core/router/main_reply.h"
 
 namespace canopy {
 namespace {
@@ -18,9 +19,6 @@ constexpr auto kTickInterval = std::chrono::milliseconds(250);
 constexpr auto kStartTimeout = std::chrono::seconds(60);
 constexpr auto kFirstRetry = std::chrono::milliseconds(100);
 constexpr auto kLongestRetry = std::chrono::seconds(10);
-// Small complete answers are copied out of shared memory so the exchange
-// ends in one hop; larger ones go to the client without a copy.
-constexpr size_t kCopyLimit = 16 * 1024;
 
 std::string describe(const transport::Error& error) {
     std::string text = error.detail;
@@ -29,19 +27,6 @@ std::string describe(const transport::Error& error) {
         text += std::strerror(error.system_errno);
     }
     return text;
-}
-
-std::string replyError(const Result<Message>& reply) {
-    if (!reply) {
-        return reply.error().message;
-    }
-    auto parsed = json::parse(reply->payload);
-    const auto* tree = std::get_if<json::Value>(&parsed);
-    const json::Value* error = tree == nullptr ? nullptr : tree->find("error");
-    if (error != nullptr && error->isString()) {
-        return error->asString();
-    }
-    return {};
 }
 
 std::optional<pid_t> replyPid(const Result<Message>& reply) {
@@ -283,8 +268,7 @@ void ApplicationPool::startWorker() {
                 }
                 return;
             }
-            std::string reason = replyError(reply);
-            self->startFailed(id, reason.empty() ? "no answer from main" : reason);
+            self->startFailed(id, replyReason(reply, "no answer from main"));
         },
         fds);
 }

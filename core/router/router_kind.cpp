@@ -18,6 +18,7 @@
 #include "core/process/process.h"
 #include "core/router/applications.h"
 #include "core/router/listener_sockets.h"
+#include "core/router/main_reply.h"
 #include "core/router/router_engine.h"
 #include "core/router/router_snapshot.h"
 
@@ -120,17 +121,6 @@ struct PendingApply {
     UniqueFd access_log;
     std::vector<std::string> errors;
 };
-
-// The reason in an {"error": ...} reply, or `fallback`.
-std::string replyReason(const Result<Message>& reply, const std::string& fallback) {
-    if (!reply) {
-        return reply.error().message;
-    }
-    auto answer = json::parse(reply->payload);
-    const auto* tree = std::get_if<json::Value>(&answer);
-    const auto* error = tree == nullptr ? nullptr : tree->find("error");
-    return error != nullptr && error->isString() ? error->asString() : fallback;
-}
 
 void finishApply(ChildContext& child, const std::shared_ptr<PendingApply>& apply) {
     RouterEngine& router = *engine();
