@@ -557,6 +557,21 @@ void HttpConnection::respond() {
 void HttpConnection::send(bool close_after) {
     phase_ = Phase::Sending;
     armTimer(snapshot_->http.send_timeout);
+    if (file_body_ && !file_body_->parts.empty()) {
+        // The head is the text before the file's first slice: written with
+        // MSG_MORE right before sendfile(), it leaves with the file's first
+        // bytes in one segment, so a client wakes once per small file.
+        file_body_->parts.front().before.insert(0, response_);
+        response_.clear();
+        // Posted, not called: a pipelining client's next request must not
+        // be served from inside this call.
+        boost::asio::post(socket_.get_executor(), [self = shared_from_this(), close_after] {
+            if (self->file_body_) {
+                self->sendFileBody(close_after);
+            }
+        });
+        return;
+    }
     boost::asio::async_write(
         socket_, boost::asio::buffer(response_),
         [self = shared_from_this(), close_after](const boost::system::error_code& ec, size_t) {
@@ -593,8 +608,13 @@ void HttpConnection::sendFileBody(bool close_after) {
         std::string_view text =
             file_part_ < body.parts.size() ? body.parts[file_part_].before : body.after;
         while (file_text_done_ < text.size()) {
+            // MSG_MORE when a slice of the file follows: the text and the
+            // file's first bytes leave in one segment (sendfile pushes).
+            int more = file_part_ < body.parts.size() && body.parts[file_part_].length > 0
+                           ? MSG_MORE
+                           : 0;
             ssize_t written = ::send(fd, text.data() + file_text_done_,
-                                     text.size() - file_text_done_, MSG_NOSIGNAL);
+                                     text.size() - file_text_done_, MSG_NOSIGNAL | more);
             if (written > 0) {
                 file_text_done_ += static_cast<size_t>(written);
                 continue;
