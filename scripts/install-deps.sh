@@ -8,7 +8,8 @@ packages=(
     libboost1.81-dev nlohmann-json3-dev libfmt-dev libcli11-dev
     libpcre2-dev libssl-dev
     googletest libgtest-dev libgmock-dev
-    python3 python3-dev python3-pytest python3-websockets python3-flask python3-venv
+    python3 python3-dev python3-pytest python3-websockets python3-flask python3-django
+    python3-venv
     procps curl clang-format
     json-schema-test-suite openssl
 )
