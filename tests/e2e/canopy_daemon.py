@@ -3,11 +3,13 @@
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -174,3 +176,145 @@ class Canopy:
 
 def socket_mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
+
+
+# ---- processes, for application tests ----
+
+def _stat_fields(pid):
+    """/proc/<pid>/stat after the command name: state, ppid, ..."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def processes_titled(title):
+    """pids of live processes whose title is `title`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "cmdline").read_bytes().rstrip(b"\0").replace(b"\0", b" ")
+            state = _stat_fields(entry.name)[0]
+        except (OSError, IndexError):
+            continue
+        if raw.decode(errors="replace") == title and state not in ("Z", "X"):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def parent_of(pid):
+    try:
+        return int(_stat_fields(pid)[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def application_processes(name):
+    """The live processes of application `name`: an external program replaces
+    its title when it starts, so they are found as its prototypes' children."""
+    prototypes = set(processes_titled(f'canopy: "{name}" prototype'))
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = _stat_fields(entry.name)
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) in prototypes and fields[0] not in ("Z", "X"):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def rss_kib(pid):
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class PeakRss:
+    """Samples the resident memory of named pids while the block runs:
+    `with PeakRss(router=pid, app=pid) as peaks: ...`, then peaks["router"]."""
+
+    def __init__(self, interval=0.01, **pids):
+        self.pids = pids
+        self.interval = interval
+        self.peaks = {name: 0 for name in pids}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch)
+
+    def _watch(self):
+        while not self._done.is_set():
+            for name, pid in self.pids.items():
+                self.peaks[name] = max(self.peaks[name], rss_kib(pid))
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self.peaks
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+
+
+def stream_through(port, path, size):
+    """POSTs `size` bytes with a Content-Length on a raw socket while a
+    reader thread takes the answer as it comes (framed by Content-Length or
+    chunked); returns {"head", "count": body bytes, "complete"}."""
+    client = socket.create_connection(("127.0.0.1", port))
+    client.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n"
+                   "Connection: close\r\n\r\n".encode())
+    block = bytes(range(256)) * 256
+    result = {"count": 0, "complete": False}
+
+    def reader():
+        received = b""
+        while b"\r\n\r\n" not in received:
+            data = client.recv(65536)
+            if not data:
+                return
+            received += data
+        head, _, pending = received.partition(b"\r\n\r\n")
+        result["head"] = head
+        if b"transfer-encoding: chunked" not in head.lower():
+            count = len(pending)
+            while data := client.recv(1 << 20):
+                count += len(data)
+            result["count"] = count
+            length = re.search(rb"(?i)content-length: *(\d+)", head)
+            result["complete"] = length is not None and int(length[1]) == count
+            return
+        # De-chunk as the bytes come, keeping only the unparsed tail.
+        offset, count = 0, 0
+        while True:
+            line_end = pending.find(b"\r\n", offset)
+            if line_end >= 0:
+                length = int(pending[offset:line_end].split(b";")[0], 16)
+                if length == 0:
+                    result["complete"] = True
+                    break
+                if len(pending) >= line_end + 2 + length + 2:
+                    count += length
+                    offset = line_end + 2 + length + 2
+                    continue
+            data = client.recv(1 << 20)
+            if not data:
+                break
+            pending = pending[offset:] + data
+            offset = 0
+        result["count"] = count
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    sent = 0
+    while sent < size:
+        piece = block[: min(len(block), size - sent)]
+        client.sendall(piece)
+        sent += len(piece)
+    thread.join(timeout=120)
+    client.close()
+    return result

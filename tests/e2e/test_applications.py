@@ -3,7 +3,6 @@
 restarted and killed, with real clients on real sockets."""
 
 import http.client
-import json
 import os
 import signal
 import socket
@@ -13,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from canopy_daemon import wait_until
+from canopy_daemon import (PeakRss, application_processes, processes_titled, stream_through,
+                           wait_until)
 
 HELLO = os.environ.get("CANOPY_HELLO_CPP")
 pytestmark = pytest.mark.skipif(not HELLO, reason="the external C++ example was not built")
@@ -53,54 +53,12 @@ def fetch(path, method="GET", body=None, headers=None, timeout=30, chunked=False
         connection.close()
 
 
-def processes_titled(title):
-    """pids of live processes whose title is `title`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "cmdline").read_bytes().rstrip(b"\0").replace(b"\0", b" ")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if raw.decode(errors="replace") == title and state not in ("Z", "X"):
-            found.append(int(entry.name))
-    return sorted(found)
-
-
-def parent_of(pid):
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def workers(name):
-    """The application processes of `name`: an external program replaces
-    its title when it starts, so they are found as its prototypes' children."""
-    prototypes = set(processes_titled(f'canopy: "{name}" prototype'))
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and parent_of(int(entry.name)) in prototypes:
-            try:
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if state not in ("Z", "X"):
-                found.append(int(entry.name))
-    return sorted(found)
+    return application_processes(name)
 
 
 def app_status(canopy, name):
     return canopy.get("/status").json["applications"][name]
-
-
-def rss_kib(pid):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 class Load:
@@ -328,63 +286,15 @@ def test_user_working_directory_and_environment(canopy):
     assert uid != 0
 
 
-def _echo_large(size):
-    """Streams `size` bytes through /echo while reading the answer."""
-    client = socket.create_connection(("127.0.0.1", PORT))
-    client.sendall(f"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n"
-                   "Connection: close\r\n\r\n".encode())
-    block = bytes(range(256)) * 256
-    received = [0]
-
-    def reader():
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += client.recv(65536)
-        body_start = head.index(b"\r\n\r\n") + 4
-        count = len(head) - body_start
-        chunked = b"chunked" in head[:body_start].lower()
-        while True:
-            data = client.recv(1 << 20)
-            if not data:
-                break
-            count += len(data)
-        received[0] = count
-        received.append(chunked)
-
-    thread = threading.Thread(target=reader)
-    thread.start()
-    sent = 0
-    while sent < size:
-        piece = block[: min(len(block), size - sent)]
-        client.sendall(piece)
-        sent += len(piece)
-    thread.join(timeout=120)
-    client.close()
-    return received
-
-
 def test_100_mib_each_way_at_flat_memory(canopy):
     configure(canopy, {"hello": hello_app()},
               settings={"http": {"max_body_size": 200 * 1024 * 1024}})
-    router = canopy.child("canopy: router")
-    app = workers("hello")[0]
-    peaks = {"router": 0, "app": 0}
-    done = threading.Event()
-
-    def watch():
-        while not done.is_set():
-            peaks["router"] = max(peaks["router"], rss_kib(router))
-            peaks["app"] = max(peaks["app"], rss_kib(app))
-            time.sleep(0.05)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
     size = 100 * 1024 * 1024
-    received = _echo_large(size)
-    done.set()
-    watcher.join()
-    # Chunked framing adds a few bytes per chunk; the payload is all there.
-    assert received[0] >= size
+    with PeakRss(interval=0.05, router=canopy.child("canopy: router"),
+                 app=workers("hello")[0]) as peaks:
+        result = stream_through(PORT, "/echo", size)
+    assert result["head"].startswith(b"HTTP/1.1 200"), result
+    assert result["complete"] and result["count"] == size, result
     assert peaks["router"] < 64 * 1024, peaks
     assert peaks["app"] < 64 * 1024, peaks
 

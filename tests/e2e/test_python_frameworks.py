@@ -7,14 +7,11 @@ import http.client
 import os
 import pwd
 import re
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from canopy_daemon import Canopy
+from canopy_daemon import Canopy, PeakRss, application_processes, stream_through
 
 MODULES = os.environ.get("CANOPY_PYTHON_MODULES_DIR")
 pytestmark = pytest.mark.skipif(
@@ -101,124 +98,21 @@ def test_django_renders_a_template_and_checks_csrf(daemon):
     assert status == 404 and b"Traceback" not in body
 
 
-def processes_titled(title):
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "cmdline").read_bytes().rstrip(b"\0").replace(b"\0", b" ")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if raw.decode(errors="replace") == title and state not in ("Z", "X"):
-            found.append(int(entry.name))
-    return found
-
-
-def parent_of(pid):
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def workers(name):
-    """The application processes of `name`: the children of its prototype."""
-    prototypes = set(processes_titled(f'canopy: "{name}" prototype'))
-    return sorted(int(entry.name) for entry in Path("/proc").iterdir()
-                  if entry.name.isdigit() and parent_of(int(entry.name)) in prototypes)
-
-
-def rss_kib(pid):
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def echo_large(size):
-    """Sends `size` bytes with a Content-Length on a raw socket while a
-    reader thread drains the (chunked) answer; returns the body bytes seen."""
-    client = socket.create_connection(("127.0.0.1", ECHO_PORT))
-    client.sendall(f"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n"
-                   "Connection: close\r\n\r\n".encode())
-    block = bytes(range(256)) * 256
-    result = {}
-
-    def reader():
-        received = b""
-        while b"\r\n\r\n" not in received:
-            data = client.recv(65536)
-            if not data:
-                break
-            received += data
-        head, _, rest = received.partition(b"\r\n\r\n")
-        result["head"] = head
-        # De-chunk as the bytes come, keeping only the unparsed tail.
-        pending, offset, count = rest, 0, 0
-        while not result.get("complete"):
-            line_end = pending.find(b"\r\n", offset)
-            if line_end >= 0:
-                length = int(pending[offset:line_end].split(b";")[0], 16)
-                if length == 0:
-                    result["complete"] = True
-                    break
-                if len(pending) >= line_end + 2 + length + 2:
-                    count += length
-                    offset = line_end + 2 + length + 2
-                    continue
-            data = client.recv(1 << 20)
-            if not data:
-                break
-            pending = pending[offset:] + data
-            offset = 0
-        result["count"] = count
-
-    thread = threading.Thread(target=reader)
-    thread.start()
-    sent = 0
-    while sent < size:
-        piece = block[: min(len(block), size - sent)]
-        client.sendall(piece)
-        sent += len(piece)
-    thread.join(timeout=120)
-    client.close()
-    return result
-
-
 def test_100_mib_echoed_through_wsgi_input_at_flat_memory(daemon):
     # A first request starts the worker and shows it answers.
     status, _, body = fetch("/", "POST", b"ping", port=ECHO_PORT)
     assert (status, body) == (200, b"ping")
     router = daemon.child("canopy: router")
-    apps = workers("echo")
+    apps = application_processes("echo")
     assert router and len(apps) == 1, (router, apps, daemon.children())
     app = apps[0]
-    peaks = {"router": 0, "app": 0}
-    done = threading.Event()
-
-    def watch():
-        while not done.is_set():
-            peaks["router"] = max(peaks["router"], rss_kib(router))
-            peaks["app"] = max(peaks["app"], rss_kib(app))
-            time.sleep(0.01)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
-        result = echo_large(ECHO_SIZE)
-    finally:
-        done.set()
-        watcher.join()
+    with PeakRss(router=router, app=app) as peaks:
+        result = stream_through(ECHO_PORT, "/", ECHO_SIZE)
     assert result["head"].startswith(b"HTTP/1.1 200"), result["head"]
     assert b"transfer-encoding: chunked" in result["head"].lower(), result["head"]
     assert result.get("complete") and result["count"] == ECHO_SIZE, result
     assert 0 < peaks["router"] < 64 * 1024, peaks
     assert 0 < peaks["app"] < 64 * 1024, peaks
     # The same worker served it, and still does.
-    assert workers("echo") == [app]
+    assert application_processes("echo") == [app]
     assert fetch("/", "POST", b"after", port=ECHO_PORT)[2] == b"after"
