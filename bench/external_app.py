@@ -18,10 +18,8 @@ application's configuration.
 import argparse
 import json
 import os
-import re
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,15 +32,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from canopy_daemon import Canopy, wait_until  # noqa: E402
+from benchtools import (BenchError, free_port, nginx_binary, parse_wrk,  # noqa: E402,F401
+                        positive, wrk)
 
 GREETING = "Hello, world!\n"
 APP_NAME = "hello-cpp"
 EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 1, 2, 3
-
-
-class BenchError(Exception):
-    """A step that failed, with what to do about it; exit code 1."""
-    code = EXIT_FAILED
 
 
 class ConfigurationRefused(BenchError):
@@ -55,13 +50,6 @@ class ConfigurationRefused(BenchError):
 def default_build():
     release = ROOT / "build" / "release"
     return release if (release / "bin" / "canopyd").exists() else ROOT / "build" / "dev"
-
-
-def positive(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
 
 
 def parse_arguments(argv=None):
@@ -210,11 +198,6 @@ def memory_by_name(processes):
 
 # ---- canopyd with the app -----------------------------------------------------
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 def configuration(port, app, processes, threads):
     application = {"type": "external", "executable": str(app), "processes": processes}
@@ -308,40 +291,13 @@ class CanopyWithApp:
 
 # ---- load -------------------------------------------------------------------
 
-def wrk(port, duration, connections):
-    output = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
-         f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True).stdout
-    return parse_wrk(output)
-
-
-def parse_wrk(output):
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", output)
-    if rps is None or p99 is None:
-        raise BenchError(f"cannot read wrk's output:\n{output}")
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
-    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    if errors:
-        raise BenchError(f"{errors.group(1)} answers were not 2xx or 3xx: a benchmark of "
-                         f"errors means nothing. wrk said:\n{output}")
-    return {"requests_per_second": float(rps.group(1)),
-            "p99_ms": round(float(p99.group(1)) * scale, 3)}
-
 
 def bench_canopy(arguments):
     with CanopyWithApp(arguments) as canopy:
-        result = wrk(canopy.port, arguments.duration, arguments.connections)
+        result = wrk(f"http://127.0.0.1:{canopy.port}/", arguments.duration, arguments.connections)
         # After the load, while every process still holds what it grew to.
         result["processes"] = canopy.processes()
         return result
-
-
-def nginx_binary():
-    found = shutil.which("nginx")
-    if found:
-        return found
-    return "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
 
 
 def bench_nginx(arguments):
@@ -365,7 +321,7 @@ http {{
     try:
         if not wait_until(lambda: fetch(port) == (200, GREETING)):
             raise BenchError(f"nginx did not answer on port {port}")
-        return wrk(port, arguments.duration, arguments.connections)
+        return wrk(f"http://127.0.0.1:{port}/", arguments.duration, arguments.connections)
     finally:
         server.terminate()
         server.wait()

@@ -7,7 +7,6 @@ router against nginx, one worker each, wrk on the same machine, same run.
 
 import argparse
 import json
-import re
 import resource
 import shutil
 import socket
@@ -20,23 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "e2e"))
 from canopy_daemon import Canopy, wait_until  # noqa: E402
+from benchtools import free_port, wrk  # noqa: E402
 import os  # noqa: E402
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wrk(port, duration, connections):
-    output = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
-         f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", output)
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
-    return {"requests_per_second": rps, "p99_ms": round(float(p99.group(1)) * scale, 3)}
 
 
 def bench_canopy(binary, duration, connections):
@@ -50,7 +34,7 @@ def bench_canopy(binary, duration, connections):
             "routes": [{"action": {"return": 200}}],
             "settings": {"listen_threads": 1}})
         assert answer.status == 200, answer
-        return wrk(port, duration, connections)
+        return wrk(f"http://127.0.0.1:{port}/", duration, connections)
     finally:
         daemon.close()
 
@@ -80,7 +64,7 @@ http {{
             except OSError:
                 return False
         wait_until(up)
-        return wrk(port, duration, connections)
+        return wrk(f"http://127.0.0.1:{port}/", duration, connections)
     finally:
         server.terminate()
         server.wait()

@@ -16,10 +16,8 @@ Exit codes: 0 done, 1 a failure along the way (said on stderr), 2 bad usage.
 import argparse
 import json
 import os
-import re
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from canopy_daemon import Canopy, wait_until  # noqa: E402
+from benchtools import (BenchError, free_port, nginx_binary, parse_wrk,  # noqa: E402,F401
+                        positive, wrk)
 
 # name -> size; the label is what the table says.
 FILES = {"1k.bin": 1024, "1m.bin": 1024 * 1024}
@@ -39,17 +39,7 @@ LABELS = {"1k.bin": "1 KiB file", "1m.bin": "1 MiB file"}
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
 
-class BenchError(Exception):
-    """A step that failed, with what to do about it; exit code 1."""
-
-
 # ---- arguments ----------------------------------------------------------------
-
-def positive(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
 
 
 def parse_arguments(argv=None):
@@ -94,11 +84,6 @@ def make_files(parent=None):
 
 # ---- load -------------------------------------------------------------------------
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 def fetch(port, path):
     try:
@@ -114,27 +99,6 @@ def serves_files(port, directory):
     """Every file answers 200 with its exact bytes."""
     return all(fetch(port, "/" + name) == (200, (directory / name).read_bytes())
                for name in FILES)
-
-
-def wrk(port, name, duration, connections):
-    output = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
-         f"http://127.0.0.1:{port}/{name}"], capture_output=True, text=True, check=True).stdout
-    return parse_wrk(output)
-
-
-def parse_wrk(output):
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", output)
-    if rps is None or p99 is None:
-        raise BenchError(f"cannot read wrk's output:\n{output}")
-    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    if errors:
-        raise BenchError(f"{errors.group(1)} answers were not 2xx or 3xx: a benchmark of "
-                         f"errors means nothing. wrk said:\n{output}")
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
-    return {"requests_per_second": float(rps.group(1)),
-            "p99_ms": round(float(p99.group(1)) * scale, 3)}
 
 
 def canopy_configuration(port, directory, listen_threads):
@@ -162,17 +126,11 @@ def bench_canopy(arguments, directory):
             raise BenchError(f"canopyd does not serve the files of {directory} on port {port} "
                              f"(are they readable by nobody?). Its log ends:\n"
                              + "\n".join(daemon.log().splitlines()[-20:]))
-        return {name: wrk(port, name, arguments.duration, arguments.connections)
+        return {name: wrk(f"http://127.0.0.1:{port}/{name}", arguments.duration,
+                          arguments.connections)
                 for name in FILES}
     finally:
         daemon.close()
-
-
-def nginx_binary():
-    found = shutil.which("nginx")
-    if found:
-        return found
-    return "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
 
 
 def nginx_configuration(workdir, port, directory, workers):
@@ -205,7 +163,8 @@ def bench_nginx(arguments, directory):
     try:
         if not wait_until(lambda: serves_files(port, directory)):
             raise BenchError(f"nginx does not serve the files of {directory} on port {port}")
-        return {name: wrk(port, name, arguments.duration, arguments.connections)
+        return {name: wrk(f"http://127.0.0.1:{port}/{name}", arguments.duration,
+                          arguments.connections)
                 for name in FILES}
     finally:
         server.terminate()
