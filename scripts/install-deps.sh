@@ -10,6 +10,7 @@ packages=(
     googletest libgtest-dev libgmock-dev
     python3 python3-dev python3-pytest python3-websockets python3-flask python3-django
     python3-venv
+    ruby ruby-dev ruby-rack ruby-sinatra
     procps curl clang-format
     json-schema-test-suite openssl
 )
