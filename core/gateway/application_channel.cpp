@@ -391,7 +391,8 @@ Result<std::unique_ptr<Exchange>> ApplicationChannel::submit(const RequestInfo& 
     std::string& storage = exchange->head_storage_;
     size_t total = request.method.size() + request.target.size() + request.path.size() +
                    request.query.size() + request.version.size() + request.remote.size() +
-                   request.local_address.size() + request.server_name.size();
+                   request.local_address.size() + request.server_name.size() +
+                   request.app_target.size();
     for (const auto& field : request.headers) {
         total += field.name.size() + field.value.size();
     }
@@ -407,7 +408,7 @@ Result<std::unique_ptr<Exchange>> ApplicationChannel::submit(const RequestInfo& 
     std::vector<std::pair<size_t, size_t>> places;
     for (std::string_view text :
          {request.method, request.target, request.path, request.query, request.version,
-          request.remote, request.local_address, request.server_name}) {
+          request.remote, request.local_address, request.server_name, request.app_target}) {
         places.push_back(copy(text));
     }
     for (const auto& field : request.headers) {
@@ -426,11 +427,12 @@ Result<std::unique_ptr<Exchange>> ApplicationChannel::submit(const RequestInfo& 
     head.remote = view(5);
     head.local_address = view(6);
     head.server_name = view(7);
+    head.app_target = view(8);
     head.local_port = request.local_port;
     head.tls = request.tls;
     head.content_length = request.websocket ? transport::kUnknownLength : request.content_length;
     for (size_t index = 0; index < request.headers.size(); ++index) {
-        head.fields.push_back({view(8 + 2 * index), view(9 + 2 * index)});
+        head.fields.push_back({view(9 + 2 * index), view(10 + 2 * index)});
     }
     size_t head_size = transport::encodedSize(head);
     size_t room = size_t{transport::kMaxHeadChunks} * state.options.segments.chunk_size;

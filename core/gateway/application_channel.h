@@ -80,6 +80,7 @@ struct RequestInfo {
     std::string_view remote;
     std::string_view local_address;
     std::string_view server_name;
+    std::string_view app_target;  // "applications/NAME/TARGET"'s TARGET, or empty
     uint16_t local_port = 0;
     bool tls = false;
     std::vector<transport::HeaderField> headers;

@@ -65,6 +65,7 @@ class AppCall : public std::enable_shared_from_this<AppCall> {
     std::string local_address;
     uint16_t local_port = 0;
     std::string server_name;
+    std::string app_target;  // the application target the route passed to, or empty
     std::vector<std::pair<std::string, std::string>> headers;
     uint64_t content_length = UINT64_MAX;
     bool body_complete = true;

@@ -5,6 +5,7 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <boost/asio/write.hpp>
 
 #include "core/base/log.h"
@@ -427,13 +428,27 @@ void HttpConnection::respond() {
         switch (target.kind) {
             case routing::PassTarget::Kind::Route:
                 break;
-            case routing::PassTarget::Kind::Application:
-                if (!snapshot_->applications.contains(target.name)) {
+            case routing::PassTarget::Kind::Application: {
+                auto application = snapshot_->applications.find(target.name);
+                if (application == snapshot_->applications.end()) {
                     status = 404;  // the validator knows no such application either
                     continue;
                 }
-                startApplication(request, headers, host, target.name);
+                // A target named by a variable is only known now; one the
+                // application lacks, or one passed to an application without
+                // targets, is not found.
+                const auto& targets = application->second->targets;
+                std::string app_target = target.target;
+                if (app_target.empty() && !targets.empty()) {
+                    app_target = targets.front();
+                } else if (!app_target.empty() &&
+                           std::find(targets.begin(), targets.end(), app_target) == targets.end()) {
+                    status = 404;
+                    continue;
+                }
+                startApplication(request, headers, host, target.name, app_target);
                 return;
+            }
             case routing::PassTarget::Kind::Upstream:
                 status = 503;  // refused at apply until they exist; kept safe here
                 continue;
@@ -610,9 +625,8 @@ void HttpConnection::sendFileBody(bool close_after) {
         while (file_text_done_ < text.size()) {
             // MSG_MORE when a slice of the file follows: the text and the
             // file's first bytes leave in one segment (sendfile pushes).
-            int more = file_part_ < body.parts.size() && body.parts[file_part_].length > 0
-                           ? MSG_MORE
-                           : 0;
+            int more =
+                file_part_ < body.parts.size() && body.parts[file_part_].length > 0 ? MSG_MORE : 0;
             ssize_t written = ::send(fd, text.data() + file_text_done_,
                                      text.size() - file_text_done_, MSG_NOSIGNAL | more);
             if (written > 0) {

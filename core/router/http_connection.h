@@ -97,7 +97,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     void setIdle(bool idle);
 
     void startApplication(routing::RequestView& request, std::vector<routing::Header>& headers,
-                          const std::string& host, const std::string& application);
+                          const std::string& host, const std::string& application,
+                          const std::string& app_target);
     void readAppBody();
     void waitAppBody();
     void readAppBodyAvailable();

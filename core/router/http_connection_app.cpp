@@ -66,7 +66,8 @@ std::optional<uint64_t> parseLength(std::string_view text) {
 
 void HttpConnection::startApplication(routing::RequestView& request,
                                       std::vector<routing::Header>& headers,
-                                      const std::string& host, const std::string& application) {
+                                      const std::string& host, const std::string& application,
+                                      const std::string& app_target) {
     const auto& head = parser_->head();
     app_ = std::make_unique<AppRequest>();
     AppRequest& app = *app_;
@@ -80,6 +81,7 @@ void HttpConnection::startApplication(routing::RequestView& request,
 
     auto call = std::make_shared<AppCall>();
     call->app = application;
+    call->app_target = app_target;
     call->method = std::string(head.method_text);
     call->target = std::string(head.target);
     call->path = std::string(app.view.path());

@@ -99,6 +99,12 @@ std::shared_ptr<const ApplicationSpec> compileApplication(const std::string& nam
     }
     spec->threads =
         static_cast<uint32_t>(std::max<int64_t>(integerAt(&object, "threads").value_or(1), 1));
+    if (const json::Value* targets = object.find("targets");
+        targets != nullptr && targets->isObject()) {
+        for (const auto& target : targets->asObject()) {
+            spec->targets.push_back(target.key);
+        }
+    }
     return spec;
 }
 

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/base/result.h"
 #include "core/http/mime_types.h"
@@ -52,6 +53,9 @@ struct ApplicationSpec {
     uint64_t request_limit = 0;                    // limits.requests; 0: none
     uint64_t shm_limit = 0;                        // limits.shm; 0: the default
     uint32_t threads = 1;                          // serving threads per process
+    // The names of `targets`, in configuration order; a pass that names no
+    // target goes to the first (config-schema §3.4).
+    std::vector<std::string> targets;
 };
 
 struct RouterSnapshot {

@@ -312,6 +312,10 @@ CANOPY_APP_API canopy_str_t canopy_request_local_address(const canopy_request_t*
 CANOPY_APP_API uint16_t canopy_request_local_port(const canopy_request_t* request);
 /* The normalised Host (lower case, no port), "localhost" when absent. */
 CANOPY_APP_API canopy_str_t canopy_request_server_name(const canopy_request_t* request);
+/* The application target the route passed the request to: TARGET of
+ * "pass": "applications/NAME/TARGET", the application's first target when
+ * the pass names none, empty when the application has no `targets`. */
+CANOPY_APP_API canopy_str_t canopy_request_app_target(const canopy_request_t* request);
 /* 1 when the connection (or the forwarded protocol) is HTTPS. */
 CANOPY_APP_API int canopy_request_tls(const canopy_request_t* request);
 /* The Content-Length, or -1 when the length is not known in advance. */

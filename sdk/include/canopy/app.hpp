@@ -141,6 +141,7 @@ class Request {
     std::string_view serverName() const {
         return detail::view(canopy_request_server_name(request_));
     }
+    std::string_view appTarget() const { return detail::view(canopy_request_app_target(request_)); }
     bool tls() const { return canopy_request_tls(request_) != 0; }
     std::optional<uint64_t> contentLength() const {
         int64_t length = canopy_request_content_length(request_);

@@ -281,6 +281,7 @@ CANOPY_REQUEST_FIELD(version, version)
 CANOPY_REQUEST_FIELD(remote, remote)
 CANOPY_REQUEST_FIELD(local_address, local_address)
 CANOPY_REQUEST_FIELD(server_name, server_name)
+CANOPY_REQUEST_FIELD(app_target, app_target)
 #undef CANOPY_REQUEST_FIELD
 
 canopy_context_t* canopy_request_context(const canopy_request_t* request) {

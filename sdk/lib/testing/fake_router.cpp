@@ -449,6 +449,7 @@ FakeRouter::RequestId FakeRouter::submit(const FakeRequest& request) {
     head.remote = stored.remote;
     head.local_address = stored.local_address;
     head.server_name = stored.server_name;
+    head.app_target = stored.app_target;
     head.local_port = stored.local_port;
     head.tls = stored.tls;
     uint64_t body_size =

@@ -7,9 +7,9 @@ namespace canopy::transport {
 
 namespace {
 
-constexpr uint32_t kHeadMagic = 0x31485243;  // "CRH1"
+constexpr uint32_t kHeadMagic = 0x32485243;  // "CRH2"
 constexpr size_t kFixedBytes = 4 + 4 + 1 + 1 + 2 + 8 + 4;
-constexpr size_t kStringCount = 8;
+constexpr size_t kStringCount = 9;
 constexpr size_t kFieldOverhead = 2 + 4;
 constexpr size_t kMaxFieldName = 0xFFFF;
 
@@ -22,6 +22,7 @@ void stringSlots(RequestHead& head, std::string_view* (&slots)[kStringCount]) {
     slots[5] = &head.remote;
     slots[6] = &head.local_address;
     slots[7] = &head.server_name;
+    slots[8] = &head.app_target;
 }
 
 class Writer {
@@ -81,7 +82,7 @@ size_t encodedSize(const RequestHead& head) {
     size_t size = kFixedBytes + kStringCount * 4;
     size += head.method.size() + head.target.size() + head.path.size() + head.query.size() +
             head.version.size() + head.remote.size() + head.local_address.size() +
-            head.server_name.size();
+            head.server_name.size() + head.app_target.size();
     for (const HeaderField& field : head.fields) {
         size += kFieldOverhead + field.name.size() + field.value.size();
     }
@@ -107,8 +108,8 @@ Result<size_t> encodeHead(const RequestHead& head, std::span<std::byte> out) {
     writer.put(head.content_length);
     writer.put(static_cast<uint32_t>(head.fields.size()));
     const std::string_view strings[kStringCount] = {
-        head.method,  head.target, head.path,          head.query,
-        head.version, head.remote, head.local_address, head.server_name};
+        head.method, head.target,        head.path,        head.query,     head.version,
+        head.remote, head.local_address, head.server_name, head.app_target};
     for (std::string_view string : strings) {
         writer.put(static_cast<uint32_t>(string.size()));
         writer.putBytes(string);

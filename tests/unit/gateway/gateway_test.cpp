@@ -59,7 +59,7 @@ void handle(canopy::Request request) {
                std::string(request.path()) + "|" + std::string(request.query()) + "|" +
                std::string(request.version()) + "|" + std::string(request.remote()) + "|" +
                std::string(request.localAddress()) + "|" + std::string(request.serverName()) + "|" +
-               (request.tls() ? "tls" : "plain") + "\n";
+               std::string(request.appTarget()) + "|" + (request.tls() ? "tls" : "plain") + "\n";
         for (size_t index = 0; index < request.headerCount(); ++index) {
             auto header = request.header(index);
             out += std::string(header.name) + ": " + std::string(header.value) + "\n";
@@ -326,6 +326,7 @@ TEST_F(GatewayTest, RequestFieldsRoundTrip) {
     RequestInfo info = get("/fields?a=1&b=%20");
     info.method = "POST";
     info.tls = true;
+    info.app_target = "admin";
     info.headers = {{"Host", "example.com"}, {"X-Twice", "1"}, {"X-Twice", "2"}};
     auto exchange = submit(info);
     Collected response = collect(*exchange);
@@ -333,7 +334,8 @@ TEST_F(GatewayTest, RequestFieldsRoundTrip) {
     EXPECT_EQ(response.status, 201);
     EXPECT_EQ(
         response.body,
-        "POST|/fields?a=1&b=%20|/fields|a=1&b=%20|HTTP/1.1|10.0.0.1|10.0.0.2|example.com|tls\n"
+        "POST|/fields?a=1&b=%20|/fields|a=1&b=%20|HTTP/1.1|10.0.0.1|10.0.0.2|example.com|admin|"
+        "tls\n"
         "Host: example.com\nX-Twice: 1\nX-Twice: 2\n");
 }
 

@@ -93,7 +93,7 @@ TEST(AppTest, AFailedRequestAbortsItsResponse) {
 TEST(AppTest, RequestFields) {
     AppHarness harness;
     struct Seen {
-        std::string method, target, path, query, version, remote, local, server;
+        std::string method, target, path, query, version, remote, local, server, app_target;
         uint16_t port = 0;
         int tls = 0;
         int64_t length = 0;
@@ -110,6 +110,7 @@ TEST(AppTest, RequestFields) {
         seen.remote = text(canopy_request_remote(request));
         seen.local = text(canopy_request_local_address(request));
         seen.server = text(canopy_request_server_name(request));
+        seen.app_target = text(canopy_request_app_target(request));
         seen.port = canopy_request_local_port(request);
         seen.tls = canopy_request_tls(request);
         seen.length = canopy_request_content_length(request);
@@ -137,6 +138,7 @@ TEST(AppTest, RequestFields) {
     request.local_address = "10.0.0.7";
     request.local_port = 8443;
     request.server_name = "example.org";
+    request.app_target = "admin";
     request.tls = true;
     request.headers = {
         {"Host", "Example.org:8443"}, {"X-Trace", "1"}, {"Cookie", "a=b"}, {"X-Trace", "2"}};
@@ -152,6 +154,7 @@ TEST(AppTest, RequestFields) {
     EXPECT_EQ(seen.local, "10.0.0.7");
     EXPECT_EQ(seen.port, 8443);
     EXPECT_EQ(seen.server, "example.org");
+    EXPECT_EQ(seen.app_target, "admin");
     EXPECT_EQ(seen.tls, 1);
     EXPECT_EQ(seen.length, 3);
     EXPECT_EQ(seen.headers, request.headers);  // in order, repeats kept

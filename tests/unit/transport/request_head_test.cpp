@@ -21,6 +21,7 @@ RequestHead sampleHead() {
     head.remote = "192.0.2.7";
     head.local_address = "127.0.0.1";
     head.server_name = "example.com";
+    head.app_target = "admin";
     head.local_port = 8080;
     head.tls = true;
     head.content_length = 12345;
@@ -41,6 +42,7 @@ void expectSameHead(const RequestHead& actual, const RequestHead& expected) {
     EXPECT_EQ(actual.remote, expected.remote);
     EXPECT_EQ(actual.local_address, expected.local_address);
     EXPECT_EQ(actual.server_name, expected.server_name);
+    EXPECT_EQ(actual.app_target, expected.app_target);
     EXPECT_EQ(actual.local_port, expected.local_port);
     EXPECT_EQ(actual.tls, expected.tls);
     EXPECT_EQ(actual.content_length, expected.content_length);

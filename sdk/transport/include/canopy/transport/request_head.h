@@ -4,10 +4,10 @@
 // little-endian, length-prefixed encoding, and a parser that checks every
 // length against the bytes it was given (the other side is not trusted).
 //
-//   u32 magic "CRH1" | u32 total length | u8 flags | u8 0 | u16 local port
+//   u32 magic "CRH2" | u32 total length | u8 flags | u8 0 | u16 local port
 //   u64 content length (kUnknownLength if none) | u32 field count
-//   8 x (u32 length, bytes): method, target, path, query, version,
-//                            remote, local address, server name
+//   9 x (u32 length, bytes): method, target, path, query, version,
+//                            remote, local address, server name, app target
 //   field count x (u16 name length, u32 value length, name, value)
 
 #include <cstddef>
@@ -44,6 +44,9 @@ struct RequestHead {
     std::string_view remote;
     std::string_view local_address;
     std::string_view server_name;
+    // The application target a route passed the request to
+    // ("applications/NAME/TARGET"), empty when the application has none.
+    std::string_view app_target;
     uint16_t local_port = 0;
     bool tls = false;
     uint64_t content_length = kUnknownLength;

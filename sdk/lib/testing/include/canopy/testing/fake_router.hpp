@@ -49,6 +49,7 @@ struct FakeRequest {
     std::string local_address = "127.0.0.1";
     uint16_t local_port = 8080;
     std::string server_name = "localhost";
+    std::string app_target;
     bool tls = false;
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
