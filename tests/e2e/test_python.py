@@ -1,6 +1,7 @@
 """The Python module (modules/python) under the real canopyd: WSGI apps from
 python_apps/, a Flask app, errors, threads and a refused configuration."""
 
+import hashlib
 import http.client
 import json
 import os
@@ -241,6 +242,30 @@ def test_flask(daemon):
     assert fetch("/flask/missing")[0] == 404
     status, headers, body = fetch("/flask/stream")
     assert (status, body) == (200, b"chunk 0;chunk 1;chunk 2;")
+
+
+def test_flask_upload_and_errors(daemon):
+    document = os.urandom(3 * 1024 * 1024 + 7)
+    boundary = "canopy-e2e-boundary"
+    body = (f"--{boundary}\r\n"
+            'Content-Disposition: form-data; name="note"\r\n\r\n'
+            f"quarterly\r\n--{boundary}\r\n"
+            'Content-Disposition: form-data; name="document"; filename="report.bin"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n").encode() + document + \
+        f"\r\n--{boundary}--\r\n".encode()
+    status, _, answer = fetch("/flask/upload", "POST", body,
+                              headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert status == 200, answer
+    assert json.loads(answer) == {"filename": "report.bin", "size": len(document),
+                                  "sha256": hashlib.sha256(document).hexdigest(),
+                                  "note": "quarterly"}
+
+    # Flask answers its own errors; the traceback goes through wsgi.errors.
+    status, _, answer = fetch("/flask/boom")
+    assert status == 500 and b"Internal Server Error" in answer
+    assert "RuntimeError: flask view failed on purpose" in daemon.log()
+    assert fetch("/flask/refuse")[0] == 403
+    assert fetch("/flask/json")[0] == 200  # the process serves on
 
 
 def test_refused_configurations(make_canopy):

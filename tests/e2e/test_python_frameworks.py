@@ -1,12 +1,13 @@
 """The Python module (modules/python) under the real canopyd with a real
 framework and a large body: a Django 3.2 project (Debian's python3-django)
-with a CSRF-protected form, and 100 MiB echoed through wsgi.input at flat
-memory."""
+with a CSRF-protected form and static files collected by collectstatic and
+served by `share`, and 100 MiB echoed through wsgi.input at flat memory."""
 
 import http.client
 import os
 import pwd
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,23 +24,48 @@ ECHO_PORT = PORT + 1
 APPS = str(Path(__file__).resolve().parent / "python_apps")
 ECHO_SIZE = 100 * 1024 * 1024
 
-CONFIG = {
-    "listeners": {
-        f"127.0.0.1:{PORT}": {"pass": "applications/django"},
-        f"127.0.0.1:{ECHO_PORT}": {"pass": "applications/echo"},
-    },
-    "applications": {
-        "django": {"type": "python", "path": APPS, "module": "django_site.wsgi"},
-        "echo": {"type": "python", "path": APPS, "module": "stream_echo"},
-    },
-    "settings": {"http": {"max_body_size": 2 * ECHO_SIZE}},
-}
+
+
+def config(static_root):
+    django_environment = {"CANOPY_DJANGO_STATIC_ROOT": str(static_root)}
+    return {
+        "listeners": {
+            f"127.0.0.1:{PORT}": {"pass": "routes/django"},
+            f"127.0.0.1:{ECHO_PORT}": {"pass": "applications/echo"},
+        },
+        "routes": {"django": [
+            # collectstatic's output holds "static/…": $uri maps onto it.
+            {"match": {"uri": "/static/*"},
+             "action": {"share": f"{static_root.parent}$uri"}},
+            {"action": {"pass": "applications/django"}},
+        ]},
+        "applications": {
+            "django": {"type": "python", "path": APPS, "module": "django_site.wsgi",
+                       "environment": django_environment},
+            "echo": {"type": "python", "path": APPS, "module": "stream_echo"},
+        },
+        "settings": {"http": {"max_body_size": 2 * ECHO_SIZE}},
+    }
+
+
+def collect_static(static_root):
+    environment = {**os.environ, "PYTHONPATH": APPS,
+                   "DJANGO_SETTINGS_MODULE": "django_site.settings",
+                   "CANOPY_DJANGO_STATIC_ROOT": str(static_root)}
+    subprocess.run(["/usr/bin/python3", "-m", "django", "collectstatic", "--noinput"],
+                   env=environment, check=True, capture_output=True, timeout=120)
+    for path in [static_root, *static_root.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)  # the router runs as nobody
 
 
 @pytest.fixture(scope="module")
 def daemon():
-    canopy = Canopy(modules_dir=MODULES).start()
-    answer = canopy.put("/config", CONFIG)
+    canopy = Canopy(modules_dir=MODULES)
+    static_root = canopy.dir / "site" / "static"
+    static_root.parent.mkdir(mode=0o755)
+    collect_static(static_root)
+    canopy.start()
+    answer = canopy.put("/config", config(static_root))
     assert answer.status == 200, f"{answer}\n{canopy.log()}"
     yield canopy
     canopy.close()
@@ -96,6 +122,21 @@ def test_django_renders_a_template_and_checks_csrf(daemon):
     # An unknown path is Django's own 404 (DEBUG off: no technical page).
     status, _, body = fetch("/missing/")
     assert status == 404 and b"Traceback" not in body
+
+
+def test_django_static_files_come_from_collectstatic_through_share(daemon):
+    _, _, body = fetch("/greet/")
+    stylesheet = re.search(r'<link rel="stylesheet" href="([^"]+)">', body.decode()).group(1)
+    assert stylesheet == "/static/greet.css"
+    status, headers, body = fetch(stylesheet)
+    assert status == 200, body
+    assert headers["Content-Type"].startswith("text/css")
+    assert body == (Path(APPS) / "django_site" / "static" / "greet.css").read_bytes()
+    assert headers["ETag"]
+    # Served by the router: the application never saw it.
+    assert fetch("/static/missing.css")[0] == 404
+    status, _, body = fetch("/static/../django_site/settings.py")
+    assert status in (400, 404) and b"SECRET_KEY" not in body
 
 
 def test_100_mib_echoed_through_wsgi_input_at_flat_memory(daemon):

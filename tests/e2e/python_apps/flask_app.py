@@ -1,6 +1,8 @@
 """A Flask application (Debian's python3-flask) for tests/e2e/test_python.py."""
 
-from flask import Flask, Response, jsonify, make_response, request, stream_with_context
+import hashlib
+
+from flask import Flask, Response, abort, jsonify, make_response, request, stream_with_context
 
 app = Flask(__name__)
 
@@ -34,3 +36,21 @@ def stream():
         for index in range(3):
             yield f"chunk {index};"
     return Response(stream_with_context(generate()), mimetype="text/plain")
+
+
+@app.route("/upload", methods=["POST"])
+def upload():
+    uploaded = request.files["document"]
+    data = uploaded.read()
+    return jsonify(filename=uploaded.filename, size=len(data),
+                   sha256=hashlib.sha256(data).hexdigest(), note=request.form.get("note"))
+
+
+@app.route("/boom")
+def boom():
+    raise RuntimeError("flask view failed on purpose")
+
+
+@app.route("/refuse")
+def refuse():
+    abort(403)
