@@ -21,6 +21,7 @@ pytestmark = pytest.mark.skipif(
 
 PORT = 18500
 ECHO_PORT = PORT + 1
+CRASH_PORT = PORT + 2
 APPS = str(Path(__file__).resolve().parent / "python_apps")
 ECHO_SIZE = 100 * 1024 * 1024
 
@@ -32,6 +33,7 @@ def config(static_root):
         "listeners": {
             f"127.0.0.1:{PORT}": {"pass": "routes/django"},
             f"127.0.0.1:{ECHO_PORT}": {"pass": "applications/echo"},
+            f"127.0.0.1:{CRASH_PORT}": {"pass": "applications/crash"},
         },
         "routes": {"django": [
             # collectstatic's output holds "static/…": $uri maps onto it.
@@ -43,6 +45,7 @@ def config(static_root):
             "django": {"type": "python", "path": APPS, "module": "django_site.wsgi",
                        "environment": django_environment},
             "echo": {"type": "python", "path": APPS, "module": "stream_echo"},
+            "crash": {"type": "python", "path": APPS, "module": "native_crash"},
         },
         "settings": {"http": {"max_body_size": 2 * ECHO_SIZE}},
     }
@@ -157,3 +160,16 @@ def test_100_mib_echoed_through_wsgi_input_at_flat_memory(daemon):
     # The same worker served it, and still does.
     assert application_processes("echo") == [app]
     assert fetch("/", "POST", b"after", port=ECHO_PORT)[2] == b"after"
+
+
+def test_a_crash_in_native_code_is_a_502_and_a_new_process(daemon):
+    status, _, body = fetch("/", port=CRASH_PORT)
+    assert status == 200
+    first = int(body)
+    status, _, _ = fetch("/crash", port=CRASH_PORT)
+    assert status == 502
+    assert "SIGSEGV" in daemon.log() or "signal 11" in daemon.log(), daemon.log()[-2000:]
+    # A replacement serves the next requests; the daemon and its other apps carry on.
+    status, _, body = fetch("/", port=CRASH_PORT)
+    assert status == 200 and int(body) != first
+    assert fetch("/", "POST", b"still here", port=ECHO_PORT)[2] == b"still here"
