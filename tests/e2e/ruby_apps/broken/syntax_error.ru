@@ -1,0 +1,2 @@
+# A rackup file Ruby cannot parse.
+run ->(env) { [200, {}, ["unbalanced"]
