@@ -323,21 +323,23 @@ int sendString(RackCall* call, VALUE string) {
     if (length == 0) {
         return CANOPY_OK;
     }
-    rb_str_locktmp(string);
-    WriteCall write{call->request, RSTRING_PTR(string), static_cast<size_t>(length), CANOPY_OK,
+    // The bytes are read without the GVL: they must not change meanwhile. A
+    // frozen string cannot; another is sent through a frozen copy, which
+    // shares its buffer (no copy of a long string) until either is changed.
+    // Locking the string instead (rb_str_locktmp) would fail when threads
+    // send the same string, a constant body, at the same time.
+    VALUE frozen = OBJ_FROZEN(string) ? string : rb_str_new_frozen(string);
+    WriteCall write{call->request, RSTRING_PTR(frozen), static_cast<size_t>(length), CANOPY_OK,
                     false};
     for (;;) {
         rb_thread_call_without_gvl2(writeWithoutGvl, &write, nullptr, nullptr);
         if (write.ran) {
             break;
         }
-        // An interrupt is pending: deliver it with the string unlocked.
-        rb_str_unlocktmp(string);
+        // An interrupt is pending: deliver it (this may raise), then go on.
         rb_thread_check_ints();
-        rb_str_locktmp(string);
-        write.data = RSTRING_PTR(string);
     }
-    rb_str_unlocktmp(string);
+    RB_GC_GUARD(frozen);
     if (write.rc != CANOPY_STATE && write.rc != CANOPY_INVALID) {
         call->headers_sent = true;
     }

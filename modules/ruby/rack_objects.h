@@ -57,7 +57,7 @@ void detachObject(VALUE object);
 
 // Sends a String as body bytes (headers first when needed), no more than
 // the application's Content-Length allows, with the GVL released while the
-// SDK waits; the string is locked against changes meanwhile. Returns a
+// SDK waits; what is sent cannot change meanwhile. Returns a
 // CANOPY_* code and records it in `call`; raises only to deliver a pending
 // interrupt (Thread#raise, a signal) to this thread.
 int sendString(RackCall* call, VALUE string);

@@ -289,6 +289,22 @@ def test_four_threads_serve_four_slow_requests_together(daemon):
     assert fetch_json("/threads/env")["rack.multithread"] is True
 
 
+def test_threads_send_one_frozen_string_at_the_same_time(daemon):
+    results = []
+
+    def some():
+        for _ in range(4):
+            results.append(fetch("/threads/shared"))
+
+    clients = [threading.Thread(target=some) for _ in range(8)]
+    for client in clients:
+        client.start()
+    for client in clients:
+        client.join()
+    expected = b"shared body " * 25_000
+    assert [(status, body == expected) for status, _, body in results] == [(200, True)] * 32
+
+
 def test_sinatra(daemon):
     status, _, body = fetch("/sinatra/hello/ada?colour=green")
     assert (status, body) == (200, b"Hello ada, you asked for green\n")

@@ -7,6 +7,9 @@ require "json"
 require "uri" # Rack 2.2's Lint uses URI without requiring it
 
 class RackProbe
+  # One frozen body that every thread sends at once.
+  SHARED = ("shared body " * 25_000).freeze
+
   def initialize
     @arrivals = Queue.new
     @lock = Mutex.new
@@ -39,6 +42,7 @@ class RackProbe
       env["rack.errors"].flush
       [204, {}, []]
     when "/pid" then text(Process.pid.to_s)
+    when "/shared" then [200, {"content-type" => "text/plain"}, [SHARED]]
     when "/barrier" then barrier(env)
     else [404, {"content-type" => "text/plain"}, ["not found\n"]]
     end
