@@ -288,6 +288,14 @@ CANOPY_APP_API int canopy_run_once(canopy_context_t* context, int timeout_ms);
  * readable. Writes up to *count descriptors to fds and sets *count to the
  * number there are (at most 4). The descriptors stay owned by the library
  * and valid until the context is freed. Context thread.
+ *
+ * The order is fixed: [0] the context's doorbell, [1] the router socket,
+ * [2] the request queue, [3] the quit event. Once the quit_handler ran,
+ * [2] and [3] may stay readable for good and must no longer be watched
+ * (canopy_run_once takes no request then); [0] and [1] carry the events of
+ * the requests still open. [1] stays readable for good once the router
+ * closed it: after canopy_run_once(context, 0) returned CANOPY_AGAIN it is
+ * still readable only in that case.
  */
 CANOPY_APP_API int canopy_context_fds(const canopy_context_t* context, int* fds, size_t* count);
 
