@@ -34,41 +34,67 @@ std::string statusText(const PyStatus& status, const char* step) {
 
 }  // namespace
 
+namespace {
+
+const std::string* textKey(const nlohmann::ordered_json& object, const char* key) {
+    auto found = object.find(key);
+    return found != object.end() && found->is_string() ? found->get_ptr<const std::string*>()
+                                                       : nullptr;
+}
+
+// `module`, `callable`, `factory` and `prefix` of the application or of one
+// of its targets.
+std::string parseTarget(const nlohmann::ordered_json& object, PythonTarget& target) {
+    if (const std::string* module = textKey(object, "module");
+        module != nullptr && !module->empty()) {
+        target.module = *module;
+    } else {
+        return target.name.empty()
+                   ? "the application has no \"module\" to import"
+                   : "the target \"" + target.name + "\" has no \"module\" to import";
+    }
+    if (const std::string* callable = textKey(object, "callable")) {
+        target.callable = *callable;
+    }
+    if (auto factory = object.find("factory"); factory != object.end() && factory->is_boolean()) {
+        target.factory = factory->get<bool>();
+    }
+    if (const std::string* prefix = textKey(object, "prefix")) {
+        if (prefix->empty() || prefix->front() != '/') {
+            return "\"prefix\" must start with \"/\"";
+        }
+        target.prefix = *prefix;
+        while (!target.prefix.empty() && target.prefix.back() == '/') {
+            target.prefix.pop_back();
+        }
+    }
+    return {};
+}
+
+}  // namespace
+
 std::string parseOptions(const char* json, size_t length, PythonOptions& options) {
-    nlohmann::json conf;
+    nlohmann::ordered_json conf;
     try {
-        conf = nlohmann::json::parse(json, json + length, nullptr, true, true);
+        conf = nlohmann::ordered_json::parse(json, json + length, nullptr, true, true);
     } catch (const std::exception& error) {
         return std::string("the application's configuration is not valid JSON: ") + error.what();
     }
     if (!conf.is_object()) {
         return "the application's configuration is not a JSON object";
     }
-    auto text = [&](const char* key) -> const std::string* {
-        auto found = conf.find(key);
-        return found != conf.end() && found->is_string() ? found->get_ptr<const std::string*>()
-                                                         : nullptr;
-    };
-    if (const std::string* protocol = text("protocol");
-        protocol != nullptr && *protocol != "wsgi") {
-        return "\"protocol\": \"" + *protocol + "\" is " + kNotYet + " (only \"wsgi\")";
+    if (const std::string* protocol = textKey(conf, "protocol")) {
+        options.protocol = *protocol;
     }
     if (conf.contains("targets")) {
         return std::string("\"targets\" is ") + kNotYet;
     }
-    if (auto factory = conf.find("factory");
-        factory != conf.end() && factory->is_boolean() && factory->get<bool>()) {
-        return std::string("\"factory\": true is ") + kNotYet;
+    PythonTarget target;
+    if (std::string problem = parseTarget(conf, target); !problem.empty()) {
+        return problem;
     }
-    if (const std::string* module = text("module"); module != nullptr && !module->empty()) {
-        options.module = *module;
-    } else {
-        return "the application has no \"module\" to import";
-    }
-    if (const std::string* callable = text("callable")) {
-        options.callable = *callable;
-    }
-    if (const std::string* home = text("home")) {
+    options.targets.push_back(std::move(target));
+    if (const std::string* home = textKey(conf, "home")) {
         options.home = *home;
     }
     if (auto path = conf.find("path"); path != conf.end()) {
@@ -80,15 +106,6 @@ std::string parseOptions(const char* json, size_t length, PythonOptions& options
                     options.path.push_back(entry.get<std::string>());
                 }
             }
-        }
-    }
-    if (const std::string* prefix = text("prefix")) {
-        if (prefix->empty() || prefix->front() != '/') {
-            return "\"prefix\" must start with \"/\"";
-        }
-        options.prefix = *prefix;
-        while (!options.prefix.empty() && options.prefix.back() == '/') {
-            options.prefix.pop_back();
         }
     }
     if (auto threads = conf.find("threads"); threads != conf.end() && threads->is_number()) {

@@ -12,13 +12,22 @@
 
 namespace canopy::python {
 
-// The application keys of modules/python/README.md, parsed and checked.
-struct PythonOptions {
+// One entry point of the application: the top-level `module`, `callable`,
+// `factory` and `prefix`, or one entry of `targets`.
+struct PythonTarget {
+    std::string name;  // the key in `targets`; empty for the top-level one
     std::string module;
     std::string callable = "application";
+    bool factory = false;  // call callable() once and serve its result
+    std::string prefix;    // without a trailing '/'; empty: none
+};
+
+// The application keys of modules/python/README.md, parsed and checked.
+struct PythonOptions {
+    std::vector<PythonTarget> targets;  // in the configuration's order; the first is the default
+    std::string protocol;               // "wsgi", "asgi", or empty: detected
     std::string home;
     std::vector<std::string> path;  // prepended to sys.path in this order
-    std::string prefix;             // without a trailing '/'; empty: none
     int threads = 1;
     size_t thread_stack_size = 0;  // 0: the system's default
 };

@@ -279,9 +279,6 @@ def test_refused_configurations(make_canopy):
     assert answer.status == 500, answer
     assert "broken_import" in answer.json["detail"], answer.json
     assert "canopy_no_such_dependency" in canopy.log()
-    answer = put(python_app(protocol="asgi"))
-    assert answer.status == 500 and "not supported yet by this version of Canopy" in \
-        answer.json["detail"], answer.json
     answer = put(python_app(targets={"a": {"module": "wsgi_apps"}}))
     assert answer.status == 500 and "not supported yet" in answer.json["detail"], answer.json
     assert put(python_app(prefix="no-slash")).status == 400
