@@ -74,6 +74,10 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
         std::string frames_out;       // encoded, waiting for the socket
         std::string frames_writing;
         bool closing = false;  // a Close went out: end after the write
+        // The client socket is watched for the client leaving (the body is
+        // read and nothing follows it yet).
+        bool watching_client = false;
+        uint64_t serial = 0;  // app_serial_ when this request started
     };
 
     void waitForRequest(bool data_may_be_waiting = false);
@@ -101,6 +105,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
                           const std::string& app_target);
     void readAppBody();
     void waitAppBody();
+    void watchClientLeaving();
+    void checkClientLeft();
     void readAppBodyAvailable();
     void onAppOutput(AppOutput output);
     void writeAppOutput();
@@ -132,6 +138,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     // Allocated while a request is read; an idle connection holds neither.
     std::unique_ptr<http::RequestParser> parser_;
     Phase phase_ = Phase::Idle;
+    // Counts the requests handed to applications on this connection, so a
+    // wait armed for one never acts on the next.
+    uint64_t app_serial_ = 0;
     bool idle_counted_ = false;
 
     uint64_t body_remaining_ = 0;

@@ -7,6 +7,7 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
 
 #include "core/base/log.h"
 #include "core/http/response.h"
@@ -71,6 +72,7 @@ void HttpConnection::startApplication(routing::RequestView& request,
     const auto& head = parser_->head();
     app_ = std::make_unique<AppRequest>();
     AppRequest& app = *app_;
+    app.serial = ++app_serial_;
     app.self = shared_from_this();
     app.host = host;
     app.headers = std::move(headers);
@@ -172,7 +174,59 @@ void HttpConnection::startApplication(routing::RequestView& request,
     if (!app.body_done) {
         app.body_waiting = false;
         readAppBody();
+    } else {
+        watchClientLeaving();
     }
+}
+
+// While an application works on a request whose body is all read, nothing
+// reads the client's socket: a client that left would go unnoticed until
+// the answer is written to it, and an application waiting for events (a
+// long poll, ASGI's http.disconnect) would wait for nothing. So the socket
+// is watched: end of stream or an error means the client left, as nginx
+// takes it (the call is cancelled and the application is told); bytes are
+// the next pipelined request, read after this answer, and end the watch.
+void HttpConnection::watchClientLeaving() {
+    if (!app_) {
+        return;
+    }
+    AppRequest& app = *app_;
+    // A WebSocket's frames have their own reader; bytes already read past
+    // this request are the next one's.
+    if (!app.body_done || app.watching_client || app.ended || !app.websocket_key.empty() ||
+        end_ > app.consumed_end || !app.leftover.empty()) {
+        return;
+    }
+    app.watching_client = true;
+    socket_.async_wait(Socket::wait_read, [self = shared_from_this(), serial = app.serial](
+                                              const boost::system::error_code& ec) {
+        if (!self->app_ || self->app_->serial != serial) {
+            return;  // that request is over; the connection went on
+        }
+        self->app_->watching_client = false;
+        if (!ec) {
+            self->checkClientLeft();
+        }
+    });
+}
+
+void HttpConnection::checkClientLeft() {
+    AppRequest& app = *app_;
+    if (app.ended) {
+        return;
+    }
+    char byte = 0;
+    ssize_t peeked = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (peeked > 0) {
+        return;
+    }
+    if (peeked < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        watchClientLeaving();
+        return;
+    }
+    log::info("client {} left before application \"{}\" finished its answer", remote_.text(),
+              app.call->app);
+    close();
 }
 
 // Reads at once rather than waiting: bytes that arrived while the app was
@@ -252,6 +306,7 @@ void HttpConnection::readAppBodyAvailable() {
     if (app.body_done && !app.writing) {
         armTimer(std::chrono::seconds(86400));
     }
+    watchClientLeaving();
 }
 
 void HttpConnection::answerAppError(int status) {

@@ -157,6 +157,27 @@ def test_client_leaving_mid_stream_is_an_http_disconnect(daemon):
     assert fetch("/")[2] == b"Hello from ASGI\n"
 
 
+def test_client_leaving_a_silent_request_is_an_http_disconnect(daemon):
+    # The app has sent nothing and waits: the router watches the socket.
+    with socket.create_connection(("127.0.0.1", PORT)) as client:
+        client.sendall(b"GET /long-poll?silent HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert wait_until(lambda: "waiting silent" in lines(daemon.events)), lines(daemon.events)
+    assert wait_until(lambda: "http.disconnect silent" in lines(daemon.events)), \
+        lines(daemon.events)
+
+
+def test_a_pipelined_request_is_not_taken_for_a_client_leaving(daemon):
+    with socket.create_connection(("127.0.0.1", PORT)) as client:
+        client.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        threading.Event().wait(0.1)  # the next request comes while the app works
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        received = b""
+        while chunk := client.recv(65536):
+            received += chunk
+    assert received.count(b"HTTP/1.1 200 OK") == 2, received
+    assert received.index(b"slow answer") < received.index(b"Hello from ASGI"), received
+
+
 def test_errors_answer_500_and_the_process_keeps_serving(daemon):
     before = application_processes("asgi")
     for path in ("/error", "/not-bytes", "/wrong-order"):
@@ -189,7 +210,7 @@ def test_threads_each_serve_with_their_own_loop(daemon):
     for client in clients:
         client.join()
     assert [status for status, _, _ in answers] == [200] * 4
-    assert len({body for _, _, body in answers}) > 1, answers
+    assert len({body for _, _, body in answers}) > 1, (answers, daemon.log())
     assert len(application_processes("threads")) == 1
 
 

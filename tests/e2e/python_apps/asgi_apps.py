@@ -105,6 +105,21 @@ async def endless(scope, receive, send):
     ticking.cancel()
 
 
+async def long_poll(scope, receive, send):
+    """Sends nothing: waits for the client to leave (the router notices)."""
+    tag = scope["query_string"].decode()
+    message = await receive()
+    assert message == {"type": "http.request", "body": b"", "more_body": False}, message
+    record(f"waiting {tag}")
+    message = await receive()
+    record(f"{message['type']} {tag}")
+
+
+async def slow(scope, receive, send):
+    await asyncio.sleep(0.3)
+    await answer(send, b"slow answer\n")
+
+
 async def fail(scope, receive, send):
     raise RuntimeError("the application broke on purpose")
 
@@ -155,6 +170,8 @@ ROUTES = {
     "/echo": echo,
     "/stream": stream,
     "/endless": endless,
+    "/long-poll": long_poll,
+    "/slow": slow,
     "/error": fail,
     "/not-bytes": not_bytes,
     "/wrong-order": wrong_order,
