@@ -110,6 +110,17 @@ PyObject* get_websocket(PyObject* object, void*) {
                              : nullptr;
 }
 
+// The target of "applications/<app>/<target>"; "" for an application
+// without targets.
+PyObject* get_app_target(PyObject* object, void*) {
+    auto* self = reinterpret_cast<RequestObject*>(object);
+    if (!requireOpen(self)) {
+        return nullptr;
+    }
+    canopy_str_t name = canopy_request_app_target(self->request);
+    return PyUnicode_DecodeUTF8(name.data, static_cast<Py_ssize_t>(name.length), "replace");
+}
+
 // [(name, value), ...] as bytes, names in lower case (ASGI), in order.
 PyObject* requestHeaders(PyObject* object, PyObject*) {
     auto* self = reinterpret_cast<RequestObject*>(object);
@@ -376,6 +387,7 @@ PyGetSetDef request_getset[] = {
     {"tls", get_tls, nullptr, nullptr, nullptr},
     {"content_length", get_content_length, nullptr, nullptr, nullptr},
     {"websocket", get_websocket, nullptr, nullptr, nullptr},
+    {"app_target", get_app_target, nullptr, nullptr, nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 

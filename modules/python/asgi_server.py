@@ -318,7 +318,7 @@ class Worker:
 
     # Called by Context.run_once.
     def on_request(self, request):
-        target = self.process.default_target
+        target = self.process.target_for(request.app_target)
         cycle = (WebSocketCycle if request.websocket else HttpCycle)(self, target, request)
         self.cycles.add(cycle)
         cycle.task = self.loop.create_task(cycle.run())

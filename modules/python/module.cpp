@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "asgi_binding.h"
@@ -49,10 +50,22 @@ void handleQuitSignals() {
     sigaction(SIGINT, &action, nullptr);
 }
 
+// The target the request was passed to ("applications/<app>/<target>"); the
+// router names the first one when the pass names none.
+const WsgiApplication& wsgiApplicationFor(const canopy_request_t* request) {
+    canopy_str_t name = canopy_request_app_target(request);
+    for (size_t index = 0; index < options.targets.size(); ++index) {
+        if (options.targets[index].name == std::string_view(name.data, name.length)) {
+            return wsgi_applications[index];
+        }
+    }
+    return wsgi_applications.front();
+}
+
 // Runs on the context's thread without the GIL; takes it for the request.
 extern "C" void onRequest(canopy_request_t* request) {
     PyEval_RestoreThread(idle_thread_state);
-    serveRequest(request, wsgi_applications.front());
+    serveRequest(request, wsgiApplicationFor(request));
     idle_thread_state = PyEval_SaveThread();
 }
 
@@ -433,8 +446,9 @@ const canopy_mount_t mounts[] = {
     {"/usr/lib/python3", nullptr, "bind", MS_BIND | MS_RDONLY, nullptr},
 };
 
-// The application keys; what the schema cannot say (targets not there
-// yet, the stack size's page multiple) setup() refuses with a reason.
+// The application keys: `module` and its companions, or `targets` (each
+// with its own), never both. What the schema cannot say (the stack size's
+// page multiple, an import error) setup() refuses with a reason.
 const char* const config_schema = R"({
     "type": "object",
     "properties": {
@@ -445,12 +459,33 @@ const char* const config_schema = R"({
         "path": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
         "prefix": {"type": "string", "pattern": "^/"},
         "protocol": {"enum": ["wsgi", "asgi"]},
-        "targets": {"type": "object"},
+        "targets": {
+            "type": "object",
+            "minProperties": 1,
+            "maxProperties": 254,
+            "propertyNames": {"minLength": 1},
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "module": {"type": "string", "minLength": 1},
+                    "callable": {"type": "string", "minLength": 1},
+                    "factory": {"type": "boolean"},
+                    "prefix": {"type": "string", "pattern": "^/"}
+                },
+                "required": ["module"],
+                "additionalProperties": false
+            }
+        },
         "threads": {"type": "integer", "minimum": 1, "maximum": 256},
         "thread_stack_size": {"type": "integer", "minimum": 1}
     },
     "additionalProperties": false,
-    "anyOf": [{"required": ["module"]}, {"required": ["targets"]}]
+    "oneOf": [
+        {"required": ["module"], "not": {"required": ["targets"]}},
+        {"required": ["targets"], "not": {"anyOf": [
+            {"required": ["module"]}, {"required": ["callable"]},
+            {"required": ["factory"]}, {"required": ["prefix"]}]}}
+    ]
 })";
 
 }  // namespace

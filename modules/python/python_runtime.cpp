@@ -13,8 +13,6 @@ namespace {
 
 std::atomic<canopy_task_t*> log_task{nullptr};
 
-constexpr const char* kNotYet = "not supported yet by this version of Canopy";
-
 bool isFile(const std::string& path) {
     struct stat status {};
     return ::stat(path.c_str(), &status) == 0 && S_ISREG(status.st_mode);
@@ -86,14 +84,28 @@ std::string parseOptions(const char* json, size_t length, PythonOptions& options
     if (const std::string* protocol = textKey(conf, "protocol")) {
         options.protocol = *protocol;
     }
-    if (conf.contains("targets")) {
-        return std::string("\"targets\" is ") + kNotYet;
+    if (auto targets = conf.find("targets"); targets != conf.end() && targets->is_object()) {
+        for (const auto& [name, entry] : targets->items()) {
+            PythonTarget target;
+            target.name = name;
+            if (!entry.is_object()) {
+                return "the target \"" + name + "\" is not an object";
+            }
+            if (std::string problem = parseTarget(entry, target); !problem.empty()) {
+                return problem;
+            }
+            options.targets.push_back(std::move(target));
+        }
+        if (options.targets.empty()) {
+            return "\"targets\" names no target";
+        }
+    } else {
+        PythonTarget target;
+        if (std::string problem = parseTarget(conf, target); !problem.empty()) {
+            return problem;
+        }
+        options.targets.push_back(std::move(target));
     }
-    PythonTarget target;
-    if (std::string problem = parseTarget(conf, target); !problem.empty()) {
-        return problem;
-    }
-    options.targets.push_back(std::move(target));
     if (const std::string* home = textKey(conf, "home")) {
         options.home = *home;
     }

@@ -312,3 +312,70 @@ def test_factory_for_asgi_and_wsgi(make_canopy):
     assert fetch("/", port=PORT + 2)[2] == b"made by the WSGI factory\n"
     # The factory's app ends its lifespan at once: served without it.
     assert "does not support the ASGI lifespan protocol" in canopy.log()
+
+
+def test_targets_select_the_entry_point(make_canopy):
+    canopy = make_canopy(modules_dir=MODULES).start()
+    events = events_file(canopy)
+    port = PORT + 1
+    answer = canopy.put("/config", {
+        "listeners": {f"127.0.0.1:{port}": {"pass": "routes"}},
+        "routes": [
+            {"match": {"uri": "/one/*"}, "action": {"pass": "applications/multi/main"}},
+            {"match": {"uri": "/two/*"}, "action": {"pass": "applications/multi/other"}},
+            {"match": {"uri": "/wsgi/*"}, "action": {"pass": "applications/wsgi/second"}},
+            {"match": {"uri": "/flask/*"}, "action": {"pass": "applications/wsgi/flask"}},
+            {"action": {"pass": "applications/multi"}},
+        ],
+        "applications": {
+            "multi": {"type": "python 3.11", "path": APPS,
+                      "environment": {"ASGI_EVENTS": str(events)},
+                      "targets": {
+                          "main": {"module": "asgi_apps", "prefix": "/one"},
+                          "other": {"module": "asgi_other", "callable": "app",
+                                    "prefix": "/two/"},
+                      }},
+            "wsgi": {"type": "python 3.11", "path": APPS, "targets": {
+                "second": {"module": "wsgi_apps"},
+                "flask": {"module": "flask_app", "callable": "app", "prefix": "/flask"},
+            }},
+        }})
+    assert answer.status == 200, f"{answer}\n{canopy.log()}"
+    status, _, body = fetch("/one/scope", port=port)
+    assert status == 200 and json.loads(body)["root_path"] == "/one"
+    assert fetch("/two/x", port=port)[2] == \
+        b"other target, root_path=/two path=/two/x state=other\n"
+    # No target named: the first one.
+    assert fetch("/", port=port)[2] == b"Hello from ASGI\n"
+    # Each ASGI target ran its own lifespan in the one worker.
+    worker, = application_processes("multi")
+    assert {f"startup {worker}", f"startup other {worker}"} <= set(lines(events))
+    assert fetch("/wsgi/", port=port)[2] == b"Hello from WSGI\n"
+    status, _, body = fetch("/flask/json", port=port)
+    assert status == 200 and json.loads(body)["script_root"] == "/flask", body
+
+
+def test_targets_refused_configurations(make_canopy):
+    canopy = make_canopy(modules_dir=MODULES).start()
+    listener = {f"127.0.0.1:{PORT + 1}": {"pass": "applications/app"}}
+
+    def put(app):
+        return canopy.put("/config", {"listeners": listener, "applications": {"app": app}})
+
+    base = {"type": "python 3.11", "path": APPS}
+    # With targets, the top-level entry point keys are not allowed.
+    assert put({**base, "module": "asgi_apps", "targets": {"a": {"module": "asgi_apps"}}}
+               ).status == 400
+    assert put({**base, "prefix": "/p", "targets": {"a": {"module": "asgi_apps"}}}).status == 400
+    assert put({**base, "targets": {"a": {"callable": "application"}}}).status == 400
+    assert put({**base, "targets": {}}).status == 400
+    # A target the application lacks.
+    answer = canopy.put("/config", {
+        "listeners": {f"127.0.0.1:{PORT + 1}": {"pass": "applications/app/missing"}},
+        "applications": {"app": {**base, "targets": {"a": {"module": "asgi_apps"}}}}})
+    assert answer.status == 400, answer
+    # WSGI and ASGI mixed without "protocol".
+    answer = put({**base, "targets": {"a": {"module": "asgi_apps"},
+                                      "b": {"module": "wsgi_apps"}}})
+    assert answer.status == 500 and "mix WSGI and ASGI" in answer.json["detail"], answer.json
+    assert canopy.get("/config").json.get("applications", {}) == {}

@@ -279,8 +279,8 @@ def test_refused_configurations(make_canopy):
     assert answer.status == 500, answer
     assert "broken_import" in answer.json["detail"], answer.json
     assert "canopy_no_such_dependency" in canopy.log()
-    answer = put(python_app(targets={"a": {"module": "wsgi_apps"}}))
-    assert answer.status == 500 and "not supported yet" in answer.json["detail"], answer.json
+    # `module` and `targets` exclude each other.
+    assert put(python_app(targets={"a": {"module": "wsgi_apps"}})).status == 400
     assert put(python_app(prefix="no-slash")).status == 400
     assert put(python_app(threads=0)).status == 400
     assert put({"type": "python", "callable": "app"}).status == 400
