@@ -24,6 +24,21 @@ FileDescriptor duplicate(int fd) {
     return FileDescriptor(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
 }
 
+// The text of a StartFailed message: at most kStartFailureMax bytes of the
+// memfd, control characters (a traceback's newlines) made spaces so it
+// stays one line of the log and of an error answer.
+std::string readStartFailure(int fd, uint32_t length) {
+    std::string text(std::min<size_t>(length, transport::kStartFailureMax), '\0');
+    ssize_t got = ::pread(fd, text.data(), text.size(), 0);
+    text.resize(got > 0 ? static_cast<size_t>(got) : 0);
+    for (char& c : text) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+            c = ' ';
+        }
+    }
+    return text;
+}
+
 }  // namespace
 
 bool WorkerLaunch::inheritInChild() const {
@@ -104,6 +119,13 @@ void ApplicationChannel::State::drainWorker(const std::shared_ptr<WorkerRecord>&
                     ++counters.protocol_errors;
                 } else {
                     worker->files[message->id] = std::move(message->fd);
+                }
+                break;
+            case PortMessageType::StartFailed:
+                if (!message->fd.valid() || worker->ready) {
+                    ++counters.protocol_errors;
+                } else {
+                    worker->start_failure = readStartFailure(message->fd.get(), message->id);
                 }
                 break;
             case PortMessageType::Ready:
@@ -367,6 +389,11 @@ void ApplicationChannel::removeWorker(WorkerId id) {
 
 bool ApplicationChannel::workerAlive(WorkerId id) const {
     return state_->workers.count(id) != 0;
+}
+
+std::string ApplicationChannel::workerStartFailure(WorkerId id) const {
+    auto found = state_->workers.find(id);
+    return found != state_->workers.end() ? found->second->start_failure : std::string();
 }
 
 bool ApplicationChannel::workerReady(WorkerId id) const {

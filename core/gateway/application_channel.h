@@ -122,6 +122,10 @@ class ApplicationChannel {
     void removeWorker(WorkerId worker);
     bool workerAlive(WorkerId worker) const;
     bool workerReady(WorkerId worker) const;
+    // Why a worker that never got ready said it could not serve (the text
+    // of its StartFailed message); empty when it said nothing. Readable
+    // until its Exited event returns.
+    std::string workerStartFailure(WorkerId worker) const;
     // Called from process() (never re-entered); may call anything but
     // destroying the channel.
     void setWorkerObserver(std::function<void(WorkerId, WorkerEvent)> observer);

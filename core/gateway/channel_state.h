@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -30,6 +31,7 @@ struct WorkerRecord {
     std::unordered_map<uint32_t, transport::FileDescriptor> files;  // token -> file
     bool alive = true;
     bool ready = false;
+    std::string start_failure;  // what it said before exiting unready
 };
 
 struct ApplicationChannel::State {

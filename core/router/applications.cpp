@@ -324,7 +324,11 @@ void ApplicationPool::onWorkerEvent(gateway::WorkerId id, gateway::WorkerEvent e
     }
     // Exited.
     if (!worker.ready && !worker.quitting) {
-        startFailed(id, "the application process exited before it was ready (see the log)");
+        // Its own words when it gave them (canopy_app_start_failed).
+        std::string said = channel_->workerStartFailure(id);
+        startFailed(id, said.empty()
+                            ? "the application process exited before it was ready (see the log)"
+                            : said);
         return;
     }
     if (!worker.quitting) {

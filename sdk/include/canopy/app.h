@@ -213,6 +213,20 @@ typedef struct canopy_app_init_info {
  */
 CANOPY_APP_API int canopy_app_init(const canopy_app_init_t* init, canopy_app_t** app);
 
+/*
+ * Tells the router, instead of canopy_app_init, that this process cannot
+ * serve, and why: the router reports `reason` as the process's failure to
+ * start (in the log, and in the answer to the configuration change that
+ * started the application) instead of "exited before it was ready". The
+ * caller exits next. `attachment` as canopy_app_init_t.attachment (NULL:
+ * the environment variable, left as it is); its descriptors are left open.
+ * `reason` is UTF-8 text, read during the call; the router keeps its first
+ * 1024 bytes. Any thread. CANOPY_INVALID for a NULL reason or no
+ * attachment, CANOPY_UNSUPPORTED for another attachment version,
+ * CANOPY_ERROR when it cannot be sent.
+ */
+CANOPY_APP_API int canopy_app_start_failed(const char* attachment, const char* reason);
+
 /* The main context, created by canopy_app_init; owned by the app and freed by
  * canopy_app_free. Any thread. */
 CANOPY_APP_API canopy_context_t* canopy_app_main_context(canopy_app_t* app);

@@ -5,8 +5,11 @@
 
 #include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -118,9 +121,52 @@ int initApp(const canopy_app_init_t* init, canopy_app_t** out) {
     return CANOPY_OK;
 }
 
+int reportStartFailure(const char* attachment_text, const char* reason) {
+    if (reason == nullptr) {
+        return CANOPY_INVALID;
+    }
+    const char* text =
+        attachment_text != nullptr ? attachment_text : std::getenv(CANOPY_APP_INIT_ENV);
+    if (text == nullptr) {
+        logLine(nullptr, 1, "no attachment: CANOPY_APP_INIT is not set");
+        return CANOPY_INVALID;
+    }
+    auto attachment = canopy::app::parseAttachment(text);
+    if (!attachment) {
+        logLine(nullptr, 1, attachment.error().detail);
+        return std::strcmp(attachment.error().detail, "unsupported attachment version") == 0
+                   ? CANOPY_UNSUPPORTED
+                   : CANOPY_INVALID;
+    }
+    // The text travels as a memfd: port messages are 8 bytes and a descriptor.
+    size_t length = std::min(std::strlen(reason), canopy::transport::kStartFailureMax);
+    canopy::transport::FileDescriptor memo(::memfd_create("canopy-start-failure", MFD_CLOEXEC));
+    if (!memo.valid()) {
+        return CANOPY_ERROR;
+    }
+    for (size_t written = 0; written < length;) {
+        ssize_t done = ::write(memo.get(), reason + written, length - written);
+        if (done < 0 && errno == EINTR) {
+            continue;
+        }
+        if (done <= 0) {
+            return CANOPY_ERROR;
+        }
+        written += static_cast<size_t>(done);
+    }
+    auto sent = canopy::app::sendPortMessage(attachment->socket_fd,
+                                             canopy::app::PortMessageType::StartFailed,
+                                             static_cast<uint32_t>(length), memo.get());
+    return sent ? CANOPY_OK : CANOPY_ERROR;
+}
+
 }  // namespace
 
 extern "C" {
+
+int canopy_app_start_failed(const char* attachment, const char* reason) {
+    return guard([&] { return reportStartFailure(attachment, reason); });
+}
 
 const char* canopy_strerror(int code) {
     switch (code) {

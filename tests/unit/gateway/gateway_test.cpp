@@ -321,6 +321,56 @@ TEST_F(GatewayTest, WorkerSaysReady) {
     EXPECT_TRUE(channel_->workerReady(ready));
 }
 
+TEST_F(GatewayTest, AWorkerThatCannotServeSaysWhy) {
+    WorkerId exited = 0;
+    std::string reason;
+    bool ready = false;
+    channel_->setWorkerObserver([&](WorkerId worker, WorkerEvent event) {
+        if (event == WorkerEvent::Ready) {
+            ready = true;
+        } else {
+            exited = worker;
+            // Readable while the Exited event runs.
+            reason = channel_->workerStartFailure(worker);
+        }
+    });
+    spawn([](const std::string& attachment) {
+        return canopy_app_start_failed(attachment.c_str(),
+                                       "lifespan startup failed:\nthe database is unreachable") ==
+                       CANOPY_OK
+                   ? 0
+                   : 1;
+    });
+    EXPECT_TRUE(pumpUntil([&] { return exited != 0; }));
+    EXPECT_FALSE(ready);
+    // One line: control characters became spaces.
+    EXPECT_EQ(reason, "lifespan startup failed: the database is unreachable");
+    EXPECT_EQ(channel_->workerStartFailure(exited), "");  // forgotten with the worker
+}
+
+TEST_F(GatewayTest, AStartFailureTextIsCutAtItsLimit) {
+    std::string reason;
+    bool exited = false;
+    channel_->setWorkerObserver([&](WorkerId worker, WorkerEvent event) {
+        if (event == WorkerEvent::Exited) {
+            exited = true;
+            reason = channel_->workerStartFailure(worker);
+        }
+    });
+    spawn([](const std::string& attachment) {
+        std::string longer(5000, 'x');
+        return canopy_app_start_failed(attachment.c_str(), longer.c_str()) == CANOPY_OK ? 0 : 1;
+    });
+    EXPECT_TRUE(pumpUntil([&] { return exited; }));
+    EXPECT_EQ(reason, std::string(transport::kStartFailureMax, 'x'));
+}
+
+TEST_F(GatewayTest, AStartFailureNeedsAReasonAndAnAttachment) {
+    EXPECT_EQ(canopy_app_start_failed("canopy-app=1 socket=3", nullptr), CANOPY_INVALID);
+    EXPECT_EQ(canopy_app_start_failed("canopy-app=9 socket=3", "why"), CANOPY_UNSUPPORTED);
+    EXPECT_EQ(canopy_app_start_failed("not an attachment", "why"), CANOPY_INVALID);
+}
+
 TEST_F(GatewayTest, RequestFieldsRoundTrip) {
     spawn();
     RequestInfo info = get("/fields?a=1&b=%20");

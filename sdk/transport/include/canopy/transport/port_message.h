@@ -7,6 +7,7 @@
 // as SCM_RIGHTS. The router (core/gateway) and libcanopy share this one
 // definition.
 
+#include <cstddef>
 #include <cstdint>
 
 #include "canopy/transport/file_descriptor.h"
@@ -21,7 +22,14 @@ enum class PortMessageType : uint32_t {
     RouterFile = 4,     // router -> app, fd: a spooled body; id = the File entry's token
     Ready = 5,          // app -> router: attached and serving; id = consumer slots in use
     Quit = 6,           // router -> app: finish open requests and exit
+    // app -> router, before Ready, fd: a memfd holding why the process cannot
+    // serve (UTF-8 text; the router reads the first kStartFailureMax bytes);
+    // id = the text's length. The process exits next.
+    StartFailed = 7,
 };
+
+// The longest start-failure text the router reads.
+constexpr size_t kStartFailureMax = 1024;
 
 struct PortMessage {
     PortMessageType type = PortMessageType::Ready;
