@@ -296,23 +296,29 @@ extern "C" void* serveAsgiContext(void* argument) {
 }
 
 // Lifespan startup of every ASGI target, before the router hears that the
-// process is ready: a refusal ends the worker with the reason logged.
-bool startAsgiApplication() {
+// process is ready. Empty, or why the application refused to start (logged;
+// the router is told, so the configuration change is refused with it).
+std::string startAsgiApplication() {
     PyObject* failure = PyObject_CallMethod(asgi_process, "startup", nullptr);
+    std::string reason;
     if (failure == nullptr) {
         std::string traceback = takeExceptionText();
         logLines(CANOPY_LOG_ERROR, traceback);
-        logLine(CANOPY_LOG_ALERT, "the ASGI lifespan startup failed: " + lastLine(traceback));
-        return false;
-    }
-    bool started = failure == Py_None;
-    if (!started) {
+        reason = "the ASGI lifespan startup failed: " + lastLine(traceback);
+    } else if (failure != Py_None) {
         const char* text = PyUnicode_Check(failure) ? PyUnicode_AsUTF8(failure) : nullptr;
-        logLine(CANOPY_LOG_ALERT, text != nullptr ? text : "the ASGI lifespan startup failed");
+        reason = text != nullptr ? text : "the ASGI lifespan startup failed";
         PyErr_Clear();
     }
-    Py_DECREF(failure);
-    return started;
+    Py_XDECREF(failure);
+    if (!reason.empty()) {
+        logLine(CANOPY_LOG_ALERT, reason);
+        if (int rc = canopy_app_start_failed(nullptr, reason.c_str()); rc != CANOPY_OK) {
+            logLine(CANOPY_LOG_WARN,
+                    std::string("cannot tell the router why: ") + canopy_strerror(rc));
+        }
+    }
+    return reason;
 }
 
 // Serves the main context: WSGI in canopy_run with the GIL released while
@@ -350,7 +356,7 @@ int start(canopy_task_t* task, const canopy_app_conf_t* /*conf*/) {
         return 1;
     }
     PyOS_AfterFork_Child();
-    if (serving_asgi && !startAsgiApplication()) {
+    if (serving_asgi && !startAsgiApplication().empty()) {
         flushErrors();
         return 1;
     }

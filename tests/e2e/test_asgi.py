@@ -292,7 +292,10 @@ def test_lifespan_startup_failure_refuses_the_configuration(make_canopy):
     answer = canopy.put("/config", {"listeners": listener, "applications": {
         "app": asgi_app(events, callable="failing_startup")}})
     assert answer.status == 500, answer
-    assert "app" in answer.json["detail"], answer.json
+    # The application's own words, through canopy_app_start_failed.
+    assert answer.json["detail"] == (
+        'Failed to start application "app": the application failed its lifespan startup: '
+        'the database is unreachable'), answer.json
     assert "the database is unreachable" in canopy.log()
     assert canopy.get("/config").json.get("applications", {}) == {}
 
