@@ -385,20 +385,25 @@ class Cycle:
         self.task = None
         self.finished = False
         self.gone = False  # the client left (or the router aborted)
-        self.waiter = None
+        # Futures of the tasks waiting for an SDK event. Several may wait at
+        # once (a framework reads receive() in one task while another sends);
+        # every event wakes them all and each looks again at what it needs.
+        self.waiters = set()
         request.set_owner(self)
 
     async def wait_event(self):
         """Until the SDK calls on_data, on_drain, on_frame or on_close."""
-        self.waiter = self.worker.loop.create_future()
+        waiter = self.worker.loop.create_future()
+        self.waiters.add(waiter)
         try:
-            await self.waiter
+            await waiter
         finally:
-            self.waiter = None
+            self.waiters.discard(waiter)
 
     def signal(self):
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def on_data(self):
         self.signal()

@@ -269,6 +269,14 @@ def test_100_mib_echo_at_flat_memory(daemon):
     assert application_processes("asgi") == [app]
 
 
+def test_reading_and_sending_in_two_tasks_at_once(daemon):
+    size = 32 * 1024 * 1024
+    result = stream_through(PORT, f"/duplex?{size}", size)
+    assert result["head"].startswith(b"HTTP/1.1 200"), result["head"]
+    assert result.get("complete"), result
+    assert result["count"] == size + len(f"read {size}\n"), result
+
+
 def test_lifespan_shutdown_runs_when_the_app_stops(make_canopy):
     canopy = make_canopy(modules_dir=MODULES).start()
     events = events_file(canopy)

@@ -71,6 +71,29 @@ async def echo(scope, receive, send):
             return
 
 
+async def duplex(scope, receive, send):
+    """Reads the body in one task while another sends as many bytes back:
+    both may wait for the SDK at the same time."""
+    size = int(scope["query_string"])
+    read = 0
+
+    async def reader():
+        nonlocal read
+        while True:
+            message = await receive()
+            read += len(message.get("body", b""))
+            if not message.get("more_body"):
+                return
+
+    reading = asyncio.ensure_future(reader())
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    block = b"d" * 65536
+    for _ in range(size // len(block)):
+        await send({"type": "http.response.body", "body": block, "more_body": True})
+    await reading
+    await send({"type": "http.response.body", "body": f"read {read}\n".encode()})
+
+
 async def stream(scope, receive, send):
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/plain"), (b"x-streamed", b"yes")]})
@@ -168,6 +191,7 @@ ROUTES = {
     "/scope": describe_scope,
     "/upload-pieces": upload_pieces,
     "/echo": echo,
+    "/duplex": duplex,
     "/stream": stream,
     "/endless": endless,
     "/long-poll": long_poll,
