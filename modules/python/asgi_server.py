@@ -471,6 +471,8 @@ class HttpCycle(Cycle):
         self.body_delivered = False
         self.response_status = None
         self.response_headers = None
+        self.announced_length = None
+        self.body_sent = 0
         self.head_sent = False
         self.complete = False
         self.disconnect_event = asyncio.Event()
@@ -516,14 +518,23 @@ class HttpCycle(Cycle):
                 raise ValueError(f"http.response.start: status {status!r} is not an integer "
                                  f"from 100 to 999")
             headers = []
+            announced = None
             for header in message.get("headers", ()):
                 name, value = header
                 if not isinstance(name, bytes) or not isinstance(value, bytes):
                     raise TypeError(f"http.response.start: header {header!r} is not a pair "
                                     f"of bytes")
+                if name.lower() == b"content-length":
+                    if not value.strip().isdigit():
+                        raise ValueError(f"http.response.start: Content-Length {value!r} is "
+                                         f"not a number")
+                    announced = int(value)
                 headers.append((name, value))
             self.response_status = status
             self.response_headers = headers
+            # The router frames the answer by it: more bytes would corrupt
+            # the connection, fewer would leave the client waiting.
+            self.announced_length = announced
         elif kind == "http.response.body":
             if self.response_status is None:
                 raise RuntimeError("http.response.body sent before http.response.start")
@@ -534,13 +545,25 @@ class HttpCycle(Cycle):
                 raise TypeError(f"http.response.body: body must be bytes, not "
                                 f"{type(body).__name__}")
             more = bool(message.get("more_body", False))
+            size = body.nbytes if isinstance(body, memoryview) else len(body)
+            if (self.announced_length is not None and
+                    self.body_sent + size > self.announced_length):
+                raise RuntimeError(f"http.response.body: more bytes than the Content-Length "
+                                   f"({self.announced_length})")
             if not self.head_sent:
-                self.head_sent = True
                 self.request.start(self.response_status, self.response_headers)
+                self.head_sent = True
                 if more and not body:
                     self.request.send_headers()
             await self.write(body)
+            self.body_sent += size
             if not more:
+                if (self.announced_length is not None and self.body_sent < self.announced_length
+                        and self.scope["method"] != "HEAD"
+                        and self.response_status not in (204, 304)):
+                    raise RuntimeError(f"http.response.body: the response ended after "
+                                       f"{self.body_sent} of its Content-Length "
+                                       f"({self.announced_length}) bytes")
                 self.complete = True
                 self.disconnect_event.set()
                 self.finish(True)

@@ -180,7 +180,7 @@ def test_a_pipelined_request_is_not_taken_for_a_client_leaving(daemon):
 
 def test_errors_answer_500_and_the_process_keeps_serving(daemon):
     before = application_processes("asgi")
-    for path in ("/error", "/not-bytes", "/wrong-order"):
+    for path in ("/error", "/not-bytes", "/wrong-order", "/longer"):
         status, _, body = fetch(path)
         assert (status, body) == (500, b"Internal Server Error\n"), path
     log = daemon.log()
@@ -188,6 +188,16 @@ def test_errors_answer_500_and_the_process_keeps_serving(daemon):
     assert "Traceback (most recent call last)" in log
     assert "TypeError: http.response.body: body must be bytes, not str" in log
     assert "http.response.body sent before http.response.start" in log
+    assert "more bytes than the Content-Length (5)" in log
+    # Fewer bytes than announced once the head went: the connection is cut,
+    # the client sees a short body rather than waiting for the rest.
+    with socket.create_connection(("127.0.0.1", PORT)) as client:
+        client.sendall(b"GET /shorter HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        while chunk := client.recv(65536):
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 200") and received.endswith(b"\r\n\r\nthree"), received
+    assert "the response ended after 5 of its Content-Length (10) bytes" in daemon.log()
     assert fetch("/")[0] == 200
     assert application_processes("asgi") == before
 

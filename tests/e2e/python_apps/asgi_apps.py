@@ -156,6 +156,19 @@ async def wrong_order(scope, receive, send):
     await send({"type": "http.response.body", "body": b"no start first"})
 
 
+async def longer_than_announced(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", b"5")]})
+    await send({"type": "http.response.body", "body": b"ten bytes!"})
+
+
+async def shorter_than_announced(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", b"10")]})
+    await send({"type": "http.response.body", "body": b"three", "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
 async def blocking_thread(scope, receive, send):
     # Blocks this thread's loop on purpose: the other threads serve meanwhile.
     time.sleep(0.4)
@@ -199,6 +212,8 @@ ROUTES = {
     "/error": fail,
     "/not-bytes": not_bytes,
     "/wrong-order": wrong_order,
+    "/longer": longer_than_announced,
+    "/shorter": shorter_than_announced,
     "/thread": blocking_thread,
     "/ws": websocket_echo,
     "/ws-refuse": websocket_refuse,
