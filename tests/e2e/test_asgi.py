@@ -7,6 +7,7 @@ import asyncio
 import http.client
 import json
 import os
+import re
 import socket
 import threading
 from pathlib import Path
@@ -400,3 +401,28 @@ def test_targets_refused_configurations(make_canopy):
                                       "b": {"module": "wsgi_apps"}}})
     assert answer.status == 500 and "mix WSGI and ASGI" in answer.json["detail"], answer.json
     assert canopy.get("/config").json.get("applications", {}) == {}
+
+
+def test_django_as_an_asgi_application(make_canopy):
+    """Debian's Django 3.2 through django.core.asgi: a template, a CSRF-checked
+    form. Django refuses lifespan scopes: served without lifespan."""
+    canopy = make_canopy(modules_dir=MODULES).start()
+    port = PORT + 1
+    answer = canopy.put("/config", {
+        "listeners": {f"127.0.0.1:{port}": {"pass": "applications/django"}},
+        "applications": {"django": {"type": "python", "path": APPS,
+                                    "module": "django_site.asgi"}}})
+    assert answer.status == 200, f"{answer}\n{canopy.log()}"
+    status, headers, body = fetch("/greet/", port=port)
+    assert status == 200, f"{body!r}\n{canopy.log()}"
+    cookie = re.search(r"csrftoken=([A-Za-z0-9]+)", headers["Set-Cookie"]).group(1)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([A-Za-z0-9]+)"',
+                      body.decode()).group(1)
+    form = {"Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": f"csrftoken={cookie}"}
+    status, _, body = fetch("/greet/", "POST", f"csrfmiddlewaretoken={token}&name=Ada+%26+Bob",
+                            headers=form, port=port)
+    assert status == 200, body
+    assert '<p id="greeting">Hello, Ada &amp; Bob!</p>' in body.decode()
+    assert fetch("/greet/", "POST", "name=Eve", headers=form, port=port)[0] == 403
+    assert "does not support the ASGI lifespan protocol" in canopy.log()
