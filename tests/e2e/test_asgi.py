@@ -184,12 +184,13 @@ def test_errors_answer_500_and_the_process_keeps_serving(daemon):
     for path in ("/error", "/not-bytes", "/wrong-order", "/longer"):
         status, _, body = fetch(path)
         assert (status, body) == (500, b"Internal Server Error\n"), path
-    log = daemon.log()
-    assert "RuntimeError: the application broke on purpose" in log
-    assert "Traceback (most recent call last)" in log
-    assert "TypeError: http.response.body: body must be bytes, not str" in log
-    assert "http.response.body sent before http.response.start" in log
-    assert "more bytes than the Content-Length (5)" in log
+    # The worker's log lines reach the log file through main: wait for them.
+    for text in ("RuntimeError: the application broke on purpose",
+                 "Traceback (most recent call last)",
+                 "TypeError: http.response.body: body must be bytes, not str",
+                 "http.response.body sent before http.response.start",
+                 "more bytes than the Content-Length (5)"):
+        assert wait_until(lambda: text in daemon.log()), text
     # Fewer bytes than announced once the head went: the connection is cut,
     # the client sees a short body rather than waiting for the rest.
     with socket.create_connection(("127.0.0.1", PORT)) as client:
@@ -198,7 +199,8 @@ def test_errors_answer_500_and_the_process_keeps_serving(daemon):
         while chunk := client.recv(65536):
             received += chunk
     assert received.startswith(b"HTTP/1.1 200") and received.endswith(b"\r\n\r\nthree"), received
-    assert "the response ended after 5 of its Content-Length (10) bytes" in daemon.log()
+    assert wait_until(
+        lambda: "the response ended after 5 of its Content-Length (10) bytes" in daemon.log())
     assert fetch("/")[0] == 200
     assert application_processes("asgi") == before
 
@@ -315,7 +317,7 @@ def test_lifespan_startup_failure_refuses_the_configuration(make_canopy):
     assert answer.json["detail"] == (
         'Failed to start application "app": the application failed its lifespan startup: '
         'the database is unreachable'), answer.json
-    assert "the database is unreachable" in canopy.log()
+    assert wait_until(lambda: "the database is unreachable" in canopy.log())
     assert canopy.get("/config").json.get("applications", {}) == {}
 
 
@@ -333,7 +335,7 @@ def test_factory_for_asgi_and_wsgi(make_canopy):
     assert fetch("/", port=PORT + 1)[2] == b"made by the ASGI factory\n"
     assert fetch("/", port=PORT + 2)[2] == b"made by the WSGI factory\n"
     # The factory's app ends its lifespan at once: served without it.
-    assert "does not support the ASGI lifespan protocol" in canopy.log()
+    assert wait_until(lambda: "does not support the ASGI lifespan protocol" in canopy.log())
 
 
 def test_targets_select_the_entry_point(make_canopy):
@@ -425,4 +427,4 @@ def test_django_as_an_asgi_application(make_canopy):
     assert status == 200, body
     assert '<p id="greeting">Hello, Ada &amp; Bob!</p>' in body.decode()
     assert fetch("/greet/", "POST", "name=Eve", headers=form, port=port)[0] == 403
-    assert "does not support the ASGI lifespan protocol" in canopy.log()
+    assert wait_until(lambda: "does not support the ASGI lifespan protocol" in canopy.log())
