@@ -111,7 +111,7 @@ config::ValidationContext validationContextFor(const ModuleRegistry& modules,
         return certificates.find(name) != nullptr;
     };
     // Only what this build really serves passes validation.
-    context.features.tls = false;
+    context.features.tls = true;  // listeners.*.tls: the router serves it (core/tls)
     context.features.isolation = false;
     context.features.openat2 = true;  // share's chroot and resolve limits
     context.features.compression_encodings.clear();

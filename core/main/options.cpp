@@ -19,7 +19,7 @@ std::string versionText() {
         "compiler: {}\n"
         "build type: {}, C++20, prefix {}\n"
         "module ABI: {}.{}\n"
-        "features: -tls +regex -isolation\n",
+        "features: +tls +regex -isolation\n",
         build::kVersion, build::kCompiler, build::kBuildType, build::kInstallPrefix,
         CANOPY_MODULE_ABI_MAJOR, CANOPY_MODULE_ABI_MINOR);
 }

@@ -44,6 +44,7 @@ enum class MessageType : uint32_t {
     AppWorkerKill = 23,      // router -> main: {"app", "pid"}: SIGKILL a stuck worker; no reply
     AppRetire = 24,          // router -> main: {"app", "generation"}: no more workers; no reply
     AppProcessExited = 25,   // prototype -> main: {"pid", "status"}: a worker was reaped
+    CertificateOpen = 26,    // router -> main: "<name>" of a stored bundle; Reply: fd or {"error"}
 };
 
 std::string_view messageTypeName(MessageType type);

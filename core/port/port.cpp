@@ -61,6 +61,8 @@ std::string_view messageTypeName(MessageType type) {
             return "APP_RETIRE";
         case MessageType::AppProcessExited:
             return "APP_PROCESS_EXITED";
+        case MessageType::CertificateOpen:
+            return "CERTIFICATE_OPEN";
     }
     return "UNKNOWN";
 }

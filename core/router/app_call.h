@@ -66,6 +66,7 @@ class AppCall : public std::enable_shared_from_this<AppCall> {
     uint16_t local_port = 0;
     std::string server_name;
     std::string app_target;  // the application target the route passed to, or empty
+    bool tls = false;  // https for the app: a TLS listener, or `forwarded.protocol`
     std::vector<std::pair<std::string, std::string>> headers;
     uint64_t content_length = UINT64_MAX;
     bool body_complete = true;

@@ -131,6 +131,7 @@ void ApplicationPool::submit(const std::shared_ptr<AppCall>& call) {
     info.local_port = call->local_port;
     info.server_name = call->server_name;
     info.app_target = call->app_target;
+    info.tls = call->tls;
     info.headers.reserve(call->headers.size());
     for (const auto& [name, value] : call->headers) {
         info.headers.push_back({name, value});

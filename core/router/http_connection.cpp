@@ -4,6 +4,7 @@
 #include <netinet/tcp.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/write.hpp>
@@ -23,6 +24,9 @@ constexpr size_t kFirstBufferSize = 4096;
 constexpr size_t kMinReadRoom = 1024;
 // Internal passes from route to route stop here, as in Unit.
 constexpr int kMaxPassHops = 255;
+// One TLS record's worth of plaintext: small pieces are gathered up to it,
+// and a static file is read in slices of it.
+constexpr size_t kTlsRecordSize = 16 * 1024;
 
 routing::Address endpointAddress(const HttpConnection::Socket::endpoint_type& endpoint) {
     auto address =
@@ -106,7 +110,280 @@ HttpConnection::~HttpConnection() {
 }
 
 void HttpConnection::start() {
+    // The listener's TLS contexts as the connection found them: a later
+    // reconfiguration does not change this connection's TLS.
+    if (auto snapshot = engine_.snapshot(); snapshot != nullptr) {
+        auto listener = snapshot->listeners.find(listener_);
+        if (listener != snapshot->listeners.end() && listener->second.tls) {
+            tls_context_ = listener->second.tls;
+            snapshot_ = std::move(snapshot);
+            startHandshake();
+            return;
+        }
+    }
     waitForRequest();
+}
+
+// ---- client I/O ----
+
+void HttpConnection::startHandshake() {
+    tls_ = tls_context_->accept(socket_.native_handle());
+    if (!tls_) {
+        log::error("cannot start a TLS session for {}: out of memory", remote_.text());
+        close();
+        return;
+    }
+    phase_ = Phase::Handshake;
+    // A client that connects and says nothing is held no longer than one
+    // that sends half a request head.
+    armTimer(snapshot_->http.header_read_timeout);
+    continueHandshake();
+}
+
+void HttpConnection::continueHandshake() {
+    tls::IoResult result = tls_->handshake();
+    if (result.status == tls::IoStatus::Done) {
+        // The client's first request may have come with its last flight.
+        waitForRequest(/*data_may_be_waiting=*/true);
+        return;
+    }
+    if (result.status == tls::IoStatus::WantRead || result.status == tls::IoStatus::WantWrite) {
+        socket_.async_wait(
+            result.status == tls::IoStatus::WantRead ? Socket::wait_read : Socket::wait_write,
+            [self = shared_from_this()](const boost::system::error_code& ec) {
+                if (ec || self->phase_ != Phase::Handshake) {
+                    self->close();
+                    return;
+                }
+                self->continueHandshake();
+            });
+        return;
+    }
+    // A bad client costs its own connection only, and a line saying why.
+    log::info("TLS handshake with {} failed: {}", remote_.text(), tls_->error());
+    close();
+}
+
+size_t HttpConnection::readSome(char* data, size_t size, boost::system::error_code& ec) {
+    if (!tls_) {
+        return socket_.read_some(boost::asio::buffer(data, size), ec);
+    }
+    tls_read_wants_write_ = false;
+    tls::IoResult result = tls_->read(data, size);
+    switch (result.status) {
+        case tls::IoStatus::Done:
+            ec = {};
+            return result.bytes;
+        case tls::IoStatus::WantWrite:
+            tls_read_wants_write_ = true;
+            ec = boost::asio::error::would_block;
+            return 0;
+        case tls::IoStatus::WantRead:
+            ec = boost::asio::error::would_block;
+            return 0;
+        case tls::IoStatus::Closed:
+            ec = boost::asio::error::eof;
+            return 0;
+        case tls::IoStatus::Failed:
+            break;
+    }
+    log::info("TLS error reading from {}: {}", remote_.text(), tls_->error());
+    ec = boost::asio::error::connection_aborted;
+    return 0;
+}
+
+size_t HttpConnection::writeTls(const char* data, size_t size, boost::system::error_code& ec) {
+    tls_write_wants_read_ = false;
+    auto offer = [this, &ec](const char* bytes, size_t length) -> size_t {
+        tls::IoResult result = tls_->write(bytes, length);
+        switch (result.status) {
+            case tls::IoStatus::Done:
+                ec = {};
+                return result.bytes;
+            case tls::IoStatus::WantRead:
+                tls_write_wants_read_ = true;
+                ec = boost::asio::error::would_block;
+                return 0;
+            case tls::IoStatus::WantWrite:
+                ec = boost::asio::error::would_block;
+                return 0;
+            case tls::IoStatus::Closed:
+            case tls::IoStatus::Failed:
+                break;
+        }
+        log::debug("TLS error writing to {}: {}", remote_.text(), tls_->error());
+        ec = boost::asio::error::broken_pipe;
+        return 0;
+    };
+    while (!tls_backlog_.empty()) {
+        size_t taken = offer(tls_backlog_.data(), tls_backlog_.size());
+        if (ec) {
+            return 0;
+        }
+        tls_backlog_.erase(0, taken);
+    }
+    return offer(data, size);
+}
+
+size_t HttpConnection::writeSome(const char* data, size_t size, boost::system::error_code& ec,
+                                 bool more) {
+    if (tls_) {
+        return writeTls(data, size, ec);
+    }
+    while (true) {
+        ssize_t written =
+            ::send(socket_.native_handle(), data, size, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+        if (written >= 0) {
+            ec = {};
+            return static_cast<size_t>(written);
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        ec = errno == EAGAIN || errno == EWOULDBLOCK
+                 ? boost::system::error_code(boost::asio::error::would_block)
+                 : boost::system::error_code(errno, boost::system::system_category());
+        return 0;
+    }
+}
+
+void HttpConnection::writeInterim(std::string_view text) {
+    boost::system::error_code ec;
+    size_t written = writeSome(text.data(), text.size(), ec);
+    if (tls_ && written < text.size() && (!ec || ec == boost::asio::error::would_block)) {
+        tls_backlog_.append(text.substr(written));
+    }
+}
+
+size_t HttpConnection::sendFile(int file, uint64_t offset, uint64_t count,
+                                boost::system::error_code& ec) {
+    if (!tls_) {
+        while (true) {
+            auto position = static_cast<off_t>(offset);
+            ssize_t written = ::sendfile(socket_.native_handle(), file, &position,
+                                         static_cast<size_t>(std::min<uint64_t>(count, 1 << 30)));
+            if (written > 0) {
+                ec = {};
+                return static_cast<size_t>(written);
+            }
+            if (written == 0) {
+                ec = boost::asio::error::eof;  // the file ended before `count`
+                return 0;
+            }
+            if (errno == EINTR) {
+                continue;
+            }
+            ec = errno == EAGAIN || errno == EWOULDBLOCK
+                     ? boost::system::error_code(boost::asio::error::would_block)
+                     : boost::system::error_code(errno, boost::system::system_category());
+            return 0;
+        }
+    }
+    // TLS encrypts in user space: the file goes through a bounded buffer,
+    // one record at a time. Bytes SSL_write did not take stay buffered for
+    // the retry, which asks for the same offset.
+    if (tls_file_buffer_.empty() || tls_file_ != file || tls_file_offset_ != offset) {
+        tls_file_buffer_.resize(static_cast<size_t>(std::min<uint64_t>(count, kTlsRecordSize)));
+        ssize_t got;
+        do {
+            got = ::pread(file, tls_file_buffer_.data(), tls_file_buffer_.size(),
+                          static_cast<off_t>(offset));
+        } while (got < 0 && errno == EINTR);
+        if (got <= 0) {
+            ec = got == 0 ? boost::system::error_code(boost::asio::error::eof)
+                          : boost::system::error_code(errno, boost::system::system_category());
+            tls_file_buffer_.clear();
+            return 0;
+        }
+        tls_file_buffer_.resize(static_cast<size_t>(got));
+        tls_file_ = file;
+        tls_file_offset_ = offset;
+    }
+    size_t offered = static_cast<size_t>(std::min<uint64_t>(count, tls_file_buffer_.size()));
+    size_t written = writeTls(tls_file_buffer_.data(), offered, ec);
+    if (ec) {
+        return 0;
+    }
+    tls_file_buffer_.erase(0, written);
+    tls_file_offset_ += written;
+    return written;
+}
+
+void HttpConnection::writeAllTls(std::shared_ptr<std::vector<boost::asio::const_buffer>> buffers,
+                                 size_t index, size_t offset, size_t total, WriteHandler handler) {
+    // Small pieces (a head, chunk headers) are gathered into one record;
+    // a large one is offered as it is. After a stall the same bytes are
+    // gathered again from the same position, as OpenSSL requires.
+    thread_local std::string gathered;
+    while (true) {
+        while (index < buffers->size() && offset == (*buffers)[index].size()) {
+            ++index;
+            offset = 0;
+        }
+        if (index == buffers->size()) {
+            boost::asio::post(socket_.get_executor(),
+                              [handler = std::move(handler), total] { handler({}, total); });
+            return;
+        }
+        const auto& current = (*buffers)[index];
+        const char* data = static_cast<const char*>(current.data()) + offset;
+        size_t size = current.size() - offset;
+        if (size < kTlsRecordSize && index + 1 < buffers->size()) {
+            gathered.clear();
+            size_t gather_index = index;
+            size_t gather_offset = offset;
+            while (gather_index < buffers->size() && gathered.size() < kTlsRecordSize) {
+                const auto& piece = (*buffers)[gather_index];
+                size_t take =
+                    std::min(piece.size() - gather_offset, kTlsRecordSize - gathered.size());
+                gathered.append(static_cast<const char*>(piece.data()) + gather_offset, take);
+                gather_offset += take;
+                if (gather_offset == piece.size()) {
+                    ++gather_index;
+                    gather_offset = 0;
+                }
+            }
+            data = gathered.data();
+            size = gathered.size();
+        }
+        boost::system::error_code ec;
+        size_t written = writeTls(data, size, ec);
+        if (ec == boost::asio::error::would_block) {
+            waitWritable(
+                [self = shared_from_this(), buffers = std::move(buffers), index, offset, total,
+                 handler = std::move(handler)](const boost::system::error_code& error) mutable {
+                    if (error) {
+                        handler(error, total);
+                        return;
+                    }
+                    self->writeAllTls(std::move(buffers), index, offset, total, std::move(handler));
+                });
+            return;
+        }
+        if (ec) {
+            boost::asio::post(socket_.get_executor(),
+                              [handler = std::move(handler), ec, total] { handler(ec, total); });
+            return;
+        }
+        total += written;
+        while (written > 0) {
+            size_t take = std::min(written, (*buffers)[index].size() - offset);
+            written -= take;
+            offset += take;
+            if (offset == (*buffers)[index].size()) {
+                ++index;
+                offset = 0;
+            }
+        }
+    }
+}
+
+void HttpConnection::shutdownSend() {
+    if (tls_) {
+        tls_->shutdown();
+    }
+    boost::system::error_code ignored;
+    socket_.shutdown(Socket::shutdown_send, ignored);
 }
 
 void HttpConnection::setIdle(bool idle) {
@@ -159,6 +436,11 @@ void HttpConnection::waitForDeadline() {
             } else if (app.writing) {
                 self->close();  // the client stopped reading the answer
             }
+            return;
+        }
+        if (self->phase_ == Phase::Handshake) {
+            log::info("TLS handshake with {} timed out", self->remote_.text());
+            self->close();
             return;
         }
         if (self->phase_ == Phase::Head || self->phase_ == Phase::Body) {
@@ -223,14 +505,13 @@ void HttpConnection::beginHead() {
 void HttpConnection::readMore() {
     // Wait for readability before taking a buffer: an idle connection then
     // costs its socket and this object, not a read buffer.
-    socket_.async_wait(Socket::wait_read,
-                       [self = shared_from_this()](const boost::system::error_code& ec) {
-                           if (ec) {
-                               self->close();
-                               return;
-                           }
-                           self->readAvailable();
-                       });
+    waitReadable([self = shared_from_this()](const boost::system::error_code& ec) {
+        if (ec) {
+            self->close();
+            return;
+        }
+        self->readAvailable();
+    });
 }
 
 void HttpConnection::readAvailable() {
@@ -240,8 +521,7 @@ void HttpConnection::readAvailable() {
         buffer_.resize(buffer_.size() * 2);
     }
     boost::system::error_code ec;
-    size_t length =
-        socket_.read_some(boost::asio::buffer(buffer_.data() + end_, buffer_.size() - end_), ec);
+    size_t length = readSome(buffer_.data() + end_, buffer_.size() - end_, ec);
     if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
         if (phase_ == Phase::Idle && end_ == 0) {
             giveBuffer(buffer_);  // an idle connection holds no buffer
@@ -394,6 +674,7 @@ void HttpConnection::respond() {
     request.headers = headers;
     request.remote = remote_;
     request.local = local_;
+    request.scheme = tls_ ? routing::Scheme::Https : routing::Scheme::Http;
     request.start_time = std::chrono::steady_clock::now();
 
     auto path = routing::normalizePath(head.path);
@@ -587,31 +868,28 @@ void HttpConnection::send(bool close_after) {
         });
         return;
     }
-    boost::asio::async_write(
-        socket_, boost::asio::buffer(response_),
-        [self = shared_from_this(), close_after](const boost::system::error_code& ec, size_t) {
-            if (ec) {
-                self->close();
-                return;
-            }
-            if (self->file_body_) {
-                self->sendFileBody(close_after);
-                return;
-            }
-            self->sent(close_after);
-        });
+    writeAll(boost::asio::buffer(response_),
+             [self = shared_from_this(), close_after](const boost::system::error_code& ec, size_t) {
+                 if (ec) {
+                     self->close();
+                     return;
+                 }
+                 if (self->file_body_) {
+                     self->sendFileBody(close_after);
+                     return;
+                 }
+                 self->sent(close_after);
+             });
 }
 
 void HttpConnection::sendFileBody(bool close_after) {
-    // Text from memory with send(), the file's slices with sendfile(): the
-    // file is never read into memory. The socket is non-blocking; when it is
-    // full, wait until it is writable and go on from where this stopped.
+    // Text from memory, the file's slices with sendFile(): on plain TCP the
+    // file is never read into memory. The socket is non-blocking; when it
+    // is full, wait until it is writable and go on from where this stopped.
     FileBody& body = *file_body_;
-    int fd = socket_.native_handle();
-    auto waitWritable = [this, close_after] {
+    auto waitUntilWritable = [this, close_after] {
         armTimer(snapshot_->http.send_timeout);
-        socket_.async_wait(Socket::wait_write, [self = shared_from_this(),
-                                                close_after](const boost::system::error_code& ec) {
+        waitWritable([self = shared_from_this(), close_after](const boost::system::error_code& ec) {
             if (ec || !self->file_body_) {
                 self->close();
                 return;
@@ -619,56 +897,47 @@ void HttpConnection::sendFileBody(bool close_after) {
             self->sendFileBody(close_after);
         });
     };
+    boost::system::error_code ec;
     while (true) {
         std::string_view text =
             file_part_ < body.parts.size() ? body.parts[file_part_].before : body.after;
         while (file_text_done_ < text.size()) {
             // MSG_MORE when a slice of the file follows: the text and the
             // file's first bytes leave in one segment (sendfile pushes).
-            int more =
-                file_part_ < body.parts.size() && body.parts[file_part_].length > 0 ? MSG_MORE : 0;
-            ssize_t written = ::send(fd, text.data() + file_text_done_,
-                                     text.size() - file_text_done_, MSG_NOSIGNAL | more);
-            if (written > 0) {
-                file_text_done_ += static_cast<size_t>(written);
-                continue;
-            }
-            if (written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                waitWritable();
+            bool more = file_part_ < body.parts.size() && body.parts[file_part_].length > 0;
+            size_t written =
+                writeSome(text.data() + file_text_done_, text.size() - file_text_done_, ec, more);
+            if (ec == boost::asio::error::would_block) {
+                waitUntilWritable();
                 return;
             }
-            if (written < 0 && errno == EINTR) {
-                continue;
+            if (ec) {
+                close();
+                return;
             }
-            close();
-            return;
+            file_text_done_ += written;
         }
         if (file_part_ == body.parts.size()) {
             break;
         }
         const FileBody::Part& part = body.parts[file_part_];
         while (file_done_ < part.length) {
-            auto offset = static_cast<off_t>(part.offset + file_done_);
-            auto count = static_cast<size_t>(std::min<uint64_t>(part.length - file_done_, 1 << 30));
-            ssize_t written = ::sendfile(fd, body.file.get(), &offset, count);
-            if (written > 0) {
-                file_done_ += static_cast<uint64_t>(written);
-                continue;
-            }
-            if (written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                waitWritable();
+            size_t written =
+                sendFile(body.file.get(), part.offset + file_done_, part.length - file_done_, ec);
+            if (ec == boost::asio::error::would_block) {
+                waitUntilWritable();
                 return;
             }
-            if (written < 0 && errno == EINTR) {
-                continue;
+            if (ec) {
+                // The file shrank since it was opened (or the client left):
+                // the announced length cannot be kept, so the connection ends.
+                if (ec == boost::asio::error::eof) {
+                    log::info("a static file became shorter while it was sent");
+                }
+                close();
+                return;
             }
-            // The file shrank since it was opened (or the client left): the
-            // announced length cannot be kept, so the connection ends.
-            if (written == 0) {
-                log::info("a static file became shorter while it was sent");
-            }
-            close();
-            return;
+            file_done_ += written;
         }
         ++file_part_;
         file_text_done_ = 0;
@@ -680,8 +949,7 @@ void HttpConnection::sendFileBody(bool close_after) {
 
 void HttpConnection::sent(bool close_after) {
     if (close_after) {
-        boost::system::error_code ignored;
-        socket_.shutdown(Socket::shutdown_send, ignored);
+        shutdownSend();
         close();
         return;
     }

@@ -2,12 +2,19 @@
 
 // One client connection on a worker thread: reads requests (pipelined and
 // kept alive), routes each through the snapshot current at its arrival,
-// answers, and enforces the timeouts and limits of settings.http.
+// answers, and enforces the timeouts and limits of settings.http. On a TLS
+// listener the handshake comes first; afterwards every byte to and from the
+// client passes through the client I/O helpers below, which are the only
+// code that knows whether the connection is TLS.
 
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,6 +28,7 @@
 #include "core/router/static_files.h"
 #include "core/routing/address.h"
 #include "core/routing/request_view.h"
+#include "core/tls/server_context.h"
 
 namespace canopy {
 
@@ -35,7 +43,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     void start();
 
   private:
-    enum class Phase { Idle, Head, Body, Sending, App, Closed };
+    enum class Phase { Handshake, Idle, Head, Body, Sending, App, Closed };
+    using WriteHandler = std::function<void(const boost::system::error_code&, size_t)>;
 
     // A request passed to an application: what the access log and the next
     // request need once its answer is written (the head's bytes stay in
@@ -79,6 +88,43 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
         bool watching_client = false;
         uint64_t serial = 0;  // app_serial_ when this request started
     };
+
+    // ---- client I/O: plain TCP or TLS; nothing else touches socket_'s bytes ----
+
+    // Reads what is available now: would_block when nothing is, eof at the
+    // end of the client's stream, another error when the connection broke.
+    size_t readSome(char* data, size_t size, boost::system::error_code& ec);
+    // Writes what fits now (would_block when nothing does). `more`: more
+    // bytes follow at once (MSG_MORE on plain TCP).
+    size_t writeSome(const char* data, size_t size, boost::system::error_code& ec,
+                     bool more = false);
+    // Writes up to `count` bytes of `file` from `offset` without reading it
+    // into memory when plain (sendfile); through a bounded buffer when TLS.
+    // would_block when nothing fits now, eof when the file ended early.
+    size_t sendFile(int file, uint64_t offset, uint64_t count, boost::system::error_code& ec);
+    // Run `handler` when readSome() / writeSome() can make progress (with
+    // TLS that may need the other direction, or nothing: decrypted bytes
+    // already buffered).
+    template <typename Handler>
+    void waitReadable(Handler&& handler);
+    template <typename Handler>
+    void waitWritable(Handler&& handler);
+    // Writes all of `buffers` (which stay valid until `handler` runs), then
+    // calls handler(error, bytes) on this connection's thread, never inline.
+    template <typename Buffers, typename Handler>
+    void writeAll(const Buffers& buffers, Handler&& handler);
+    // Ends the sending direction (close_notify first with TLS).
+    void shutdownSend();
+    // A short interim answer (100 Continue) written now, without waiting:
+    // what does not fit is dropped on plain TCP, and with TLS goes out
+    // before the next write (OpenSSL must be offered stalled bytes again).
+    void writeInterim(std::string_view text);
+
+    void startHandshake();
+    void continueHandshake();
+    void writeAllTls(std::shared_ptr<std::vector<boost::asio::const_buffer>> buffers, size_t index,
+                     size_t offset, size_t total, WriteHandler handler);
+    size_t writeTls(const char* data, size_t size, boost::system::error_code& ec);
 
     void waitForRequest(bool data_may_be_waiting = false);
     void readMore();
@@ -158,6 +204,53 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     size_t file_part_ = 0;
     size_t file_text_done_ = 0;
     uint64_t file_done_ = 0;
+
+    // TLS (null on a plain listener). The context stays alive as long as
+    // the session: a reconfiguration does not end a connection's TLS.
+    std::shared_ptr<const tls::ServerContext> tls_context_;
+    std::unique_ptr<tls::Session> tls_;
+    // The direction the session waits for when reading / writing stalled:
+    // TLS may need to write to go on reading, and the other way round.
+    bool tls_read_wants_write_ = false;
+    bool tls_write_wants_read_ = false;
+    // An interim answer not yet taken by SSL_write: written before anything else.
+    std::string tls_backlog_;
+    // A file's bytes (static, or an app's file piece) read for SSL_write and
+    // not yet taken by it (after a stall OpenSSL wants the same bytes
+    // again): which file, from which offset.
+    std::string tls_file_buffer_;
+    int tls_file_ = -1;
+    uint64_t tls_file_offset_ = 0;
 };
+
+template <typename Handler>
+void HttpConnection::waitReadable(Handler&& handler) {
+    if (tls_ && tls_->hasBufferedInput()) {
+        boost::asio::post(socket_.get_executor(),
+                          [handler = std::forward<Handler>(handler)]() mutable {
+                              handler(boost::system::error_code());
+                          });
+        return;
+    }
+    socket_.async_wait(tls_ && tls_read_wants_write_ ? Socket::wait_write : Socket::wait_read,
+                       std::forward<Handler>(handler));
+}
+
+template <typename Handler>
+void HttpConnection::waitWritable(Handler&& handler) {
+    socket_.async_wait(tls_ && tls_write_wants_read_ ? Socket::wait_read : Socket::wait_write,
+                       std::forward<Handler>(handler));
+}
+
+template <typename Buffers, typename Handler>
+void HttpConnection::writeAll(const Buffers& buffers, Handler&& handler) {
+    if (!tls_) {
+        boost::asio::async_write(socket_, buffers, std::forward<Handler>(handler));
+        return;
+    }
+    auto list = std::make_shared<std::vector<boost::asio::const_buffer>>(
+        boost::asio::buffer_sequence_begin(buffers), boost::asio::buffer_sequence_end(buffers));
+    writeAllTls(std::move(list), 0, 0, 0, WriteHandler(std::forward<Handler>(handler)));
+}
 
 }  // namespace canopy

@@ -2,7 +2,6 @@
 // the request body streamed to it as the app takes it, the answer streamed
 // back as the client takes it (app_call.h explains the two threads).
 
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 
 #include <boost/asio/post.hpp>
@@ -93,6 +92,7 @@ void HttpConnection::startApplication(routing::RequestView& request,
     call->local_address = local_.text();
     call->local_port = local_.port();
     call->server_name = app.host;
+    call->tls = app.view.scheme == routing::Scheme::Https;
     call->headers.reserve(head.fields.size());
     for (const auto& field : head.fields) {
         call->headers.emplace_back(std::string(field.name), std::string(field.value));
@@ -156,8 +156,7 @@ void HttpConnection::startApplication(routing::RequestView& request,
     }
     call->body_complete = app.body_done;
     if (!app.body_done && head.expect_continue) {
-        boost::system::error_code ignored;
-        socket_.send(boost::asio::buffer(http::kContinueResponse), 0, ignored);
+        writeInterim(http::kContinueResponse);
     }
     call->deliver = [weak = weak_from_this(), executor = socket_.get_executor()](AppOutput output) {
         boost::asio::post(executor, [weak, output = std::move(output)]() mutable {
@@ -241,14 +240,13 @@ void HttpConnection::readAppBody() {
 }
 
 void HttpConnection::waitAppBody() {
-    socket_.async_wait(Socket::wait_read,
-                       [self = shared_from_this()](const boost::system::error_code& ec) {
-                           if (ec) {
-                               self->close();
-                               return;
-                           }
-                           self->readAppBodyAvailable();
-                       });
+    waitReadable([self = shared_from_this()](const boost::system::error_code& ec) {
+        if (ec) {
+            self->close();
+            return;
+        }
+        self->readAppBodyAvailable();
+    });
 }
 
 void HttpConnection::readAppBodyAvailable() {
@@ -264,7 +262,7 @@ void HttpConnection::readAppBodyAvailable() {
         want = static_cast<size_t>(std::min<uint64_t>(want, app.body_remaining));
     }
     boost::system::error_code ec;
-    size_t length = socket_.read_some(boost::asio::buffer(app.body_buffer.data(), want), ec);
+    size_t length = readSome(app.body_buffer.data(), want, ec);
     if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
         waitAppBody();
         return;
@@ -324,16 +322,15 @@ void HttpConnection::answerAppError(int status) {
     app.sent_fields.emplace_back("Content-Type", "text/html");
     app.writing = true;
     armTimer(snapshot_->http.send_timeout);
-    boost::asio::async_write(
-        socket_, boost::asio::buffer(response_),
-        [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
-            if (ec || !self->app_) {
-                self->close();
-                return;
-            }
-            self->app_->writing = false;
-            self->finishApplication();
-        });
+    writeAll(boost::asio::buffer(response_),
+             [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                 if (ec || !self->app_) {
+                     self->close();
+                     return;
+                 }
+                 self->app_->writing = false;
+                 self->finishApplication();
+             });
 }
 
 void HttpConnection::onAppOutput(AppOutput output) {
@@ -520,7 +517,9 @@ void HttpConnection::writeAppPieces(std::shared_ptr<std::vector<gateway::BodyPie
         buffers.emplace_back(boost::asio::buffer(response_));
     }
     size_t next = index;
-    chunk_headers->reserve(pieces->size() - index);
+    // One more: the header of a file piece's chunk, written with the pieces
+    // before it. (Reserved: the buffers point into the headers.)
+    chunk_headers->reserve(pieces->size() - index + 1);
     for (; next < pieces->size() && !(*pieces)[next].isFile(); ++next) {
         const auto& piece = (*pieces)[next];
         if (piece.data.empty()) {
@@ -537,6 +536,11 @@ void HttpConnection::writeAppPieces(std::shared_ptr<std::vector<gateway::BodyPie
         app.bytes_sent += piece.data.size();
     }
     bool at_end = next == pieces->size();
+    if (!at_end && app.chunked_response && (*pieces)[next].file_length > 0) {
+        chunk_headers->push_back(
+            http::chunkHeader(static_cast<size_t>((*pieces)[next].file_length)));
+        buffers.emplace_back(boost::asio::buffer(chunk_headers->back().view()));
+    }
     if (at_end && end && app.chunked_response) {
         buffers.emplace_back(boost::asio::buffer(http::kLastChunk));
     }
@@ -557,37 +561,21 @@ void HttpConnection::writeAppPieces(std::shared_ptr<std::vector<gateway::BodyPie
         after({}, 0);
         return;
     }
-    boost::asio::async_write(socket_, buffers, std::move(after));
+    writeAll(buffers, std::move(after));
 }
 
 void HttpConnection::sendAppFile(std::shared_ptr<std::vector<gateway::BodyPiece>> pieces,
                                  size_t index, uint64_t done, bool end) {
     AppRequest& app = *app_;
     const auto& piece = (*pieces)[index];
-    if (done == 0 && app.chunked_response && piece.file_length > 0) {
-        response_.assign(http::chunkHeader(static_cast<size_t>(piece.file_length)).view());
-        boost::system::error_code ignored;
-        // A dozen bytes on a writable socket; the file follows.
-        boost::asio::write(socket_, boost::asio::buffer(response_), ignored);
-        if (ignored) {
-            close();
-            return;
-        }
-        response_.clear();
-    }
     while (done < piece.file_length) {
-        off_t offset = static_cast<off_t>(piece.file_offset + done);
-        size_t count = static_cast<size_t>(std::min<uint64_t>(piece.file_length - done, 1 << 30));
-        ssize_t sent = ::sendfile(socket_.native_handle(), piece.file_fd, &offset, count);
-        if (sent > 0) {
-            done += static_cast<uint64_t>(sent);
-            app.bytes_sent += static_cast<uint64_t>(sent);
-            continue;
-        }
-        if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            socket_.async_wait(Socket::wait_write, [self = shared_from_this(), pieces, index, done,
-                                                    end](const boost::system::error_code& ec) {
-                if (ec || !self->app_) {
+        boost::system::error_code ec;
+        size_t sent =
+            sendFile(piece.file_fd, piece.file_offset + done, piece.file_length - done, ec);
+        if (ec == boost::asio::error::would_block) {
+            waitWritable([self = shared_from_this(), pieces, index, done,
+                          end](const boost::system::error_code& error) {
+                if (error || !self->app_) {
                     self->close();
                     return;
                 }
@@ -595,11 +583,15 @@ void HttpConnection::sendAppFile(std::shared_ptr<std::vector<gateway::BodyPiece>
             });
             return;
         }
-        // The file is shorter than the app announced, or unreadable.
-        log::error("application \"{}\": a file it sent could not be read to the end",
-                   app.call->app);
-        close();
-        return;
+        if (ec) {
+            // The file is shorter than the app announced, or unreadable.
+            log::error("application \"{}\": a file it sent could not be read to the end",
+                       app.call->app);
+            close();
+            return;
+        }
+        done += sent;
+        app.bytes_sent += sent;
     }
     if (app.chunked_response && piece.file_length > 0) {
         response_ = "\r\n";
@@ -641,8 +633,7 @@ void HttpConnection::finishApplication() {
     }
     if (!keep_alive_ || !app->body_done) {
         // Unread body bytes would be taken for the next request.
-        boost::system::error_code ignored;
-        socket_.shutdown(Socket::shutdown_send, ignored);
+        shutdownSend();
         close();
         return;
     }
@@ -683,17 +674,16 @@ void HttpConnection::writeFrames() {
     app.writing = true;
     app.frames_writing.swap(app.frames_out);
     app.frames_out.clear();
-    boost::asio::async_write(
-        socket_, boost::asio::buffer(app.frames_writing),
-        [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
-            if (ec || !self->app_) {
-                self->close();
-                return;
-            }
-            self->app_->writing = false;
-            self->app_->frames_writing.clear();
-            self->writeFrames();
-        });
+    writeAll(boost::asio::buffer(app.frames_writing),
+             [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                 if (ec || !self->app_) {
+                     self->close();
+                     return;
+                 }
+                 self->app_->writing = false;
+                 self->app_->frames_writing.clear();
+                 self->writeFrames();
+             });
 }
 
 void HttpConnection::readFrames() {
@@ -704,14 +694,13 @@ void HttpConnection::waitFrames() {
     if (!app_ || app_->frames_waiting || app_->closing) {
         return;
     }
-    socket_.async_wait(Socket::wait_read,
-                       [self = shared_from_this()](const boost::system::error_code& ec) {
-                           if (ec) {
-                               self->close();
-                               return;
-                           }
-                           self->readFramesAvailable();
-                       });
+    waitReadable([self = shared_from_this()](const boost::system::error_code& ec) {
+        if (ec) {
+            self->close();
+            return;
+        }
+        self->readFramesAvailable();
+    });
 }
 
 void HttpConnection::readFramesAvailable() {
@@ -724,8 +713,7 @@ void HttpConnection::readFramesAvailable() {
         app.frame_buffer.resize(app.frame_buffered + kFrameReadSize);
     }
     boost::system::error_code ec;
-    size_t length = socket_.read_some(
-        boost::asio::buffer(app.frame_buffer.data() + app.frame_buffered, kFrameReadSize), ec);
+    size_t length = readSome(app.frame_buffer.data() + app.frame_buffered, kFrameReadSize, ec);
     if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
         length = 0;
         if (app.frame_buffered == 0) {

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <array>
 #include <boost/asio/steady_timer.hpp>
@@ -21,6 +23,7 @@
 #include "core/router/main_reply.h"
 #include "core/router/router_engine.h"
 #include "core/router/router_snapshot.h"
+#include "core/tls/certificate_store.h"
 
 namespace canopy {
 namespace {
@@ -92,10 +95,35 @@ void openAccessLog(MainContext&, Process& sender, Message& message) {
     (void)sender.port.send(MessageType::Reply, "{}", fds, message.stream);
 }
 
-constexpr std::array<MainMessageHandler, 3> kMainHandlers = {{
+// The router needs the bundles of its TLS listeners, but the store is
+// root's (0700) and the router is not: main opens the file and hands over
+// the descriptor, as it does for listening sockets. Only store names are
+// accepted, so no other file can be asked for.
+void openCertificate(MainContext& main, Process& sender, Message& message) {
+    const std::string& name = message.payload;
+    if (!tls::CertificateStore::isValidName(name)) {
+        (void)sender.port.send(MessageType::Reply, errorReply("invalid certificate name"), {},
+                               message.stream);
+        return;
+    }
+    auto path = main.settings().state_dir / "certs" / name;
+    UniqueFd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+    struct stat status {};
+    if (!file || ::fstat(file.get(), &status) != 0 || !S_ISREG(status.st_mode)) {
+        auto error = systemError(fmt::format("cannot open the certificate \"{}\"", name));
+        log::error("{}", error.message);
+        (void)sender.port.send(MessageType::Reply, errorReply(error.message), {}, message.stream);
+        return;
+    }
+    std::array<int, 1> fds = {file.get()};
+    (void)sender.port.send(MessageType::Reply, "{}", fds, message.stream);
+}
+
+constexpr std::array<MainMessageHandler, 4> kMainHandlers = {{
     {MessageType::ListenerOpen, openListener},
     {MessageType::ListenerClose, closeListener},
     {MessageType::AccessLogOpen, openAccessLog},
+    {MessageType::CertificateOpen, openCertificate},
 }};
 
 // ---- the router's side ----
@@ -113,7 +141,8 @@ std::unique_ptr<Applications>& applications() {
 
 // One configuration change: the sockets it needs from main, then the swap.
 struct PendingApply {
-    std::shared_ptr<const RouterSnapshot> snapshot;
+    std::shared_ptr<RouterSnapshot> snapshot;  // TLS contexts are attached before publishing
+    std::map<std::string, std::string, std::less<>> certificates;  // name -> PEM bundle
     std::string asker;
     uint32_t stream = 0;
     size_t waiting = 0;
@@ -122,8 +151,37 @@ struct PendingApply {
     std::vector<std::string> errors;
 };
 
+// A bundle is a few kilobytes; anything past this is not one.
+constexpr size_t kMaxBundleSize = 1 << 20;
+
+Result<std::string> readBundle(int fd, const std::string& name) {
+    std::string text;
+    char block[8192];
+    while (true) {
+        ssize_t got = ::read(fd, block, sizeof block);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got < 0) {
+            return systemError(fmt::format("cannot read the certificate \"{}\"", name));
+        }
+        if (got == 0) {
+            return text;
+        }
+        text.append(block, static_cast<size_t>(got));
+        if (text.size() > kMaxBundleSize) {
+            return Error{fmt::format("the certificate \"{}\" is too large", name)};
+        }
+    }
+}
+
 void finishApply(ChildContext& child, const std::shared_ptr<PendingApply>& apply) {
     RouterEngine& router = *engine();
+    if (apply->errors.empty()) {
+        if (auto attached = apply->snapshot->attachTls(apply->certificates); !attached) {
+            apply->errors.push_back(attached.error().message);
+        }
+    }
     if (!apply->errors.empty()) {
         applications()->abandon();
         // Sockets opened for this change only go back; the old ones stay.
@@ -200,6 +258,24 @@ void applyConfiguration(ChildContext& child, std::string_view from, Message& mes
                 }
                 answered();
             });
+    }
+    for (const auto& name : apply->snapshot->certificateNames()) {
+        ++apply->waiting;
+        child.request("main", MessageType::CertificateOpen, name, kMainTimeout,
+                      [apply, name, answered](Result<Message> reply) {
+                          if (reply && reply->fds.size() == 1) {
+                              auto bundle = readBundle(reply->fds[0].get(), name);
+                              if (bundle) {
+                                  apply->certificates[name] = std::move(*bundle);
+                              } else {
+                                  apply->errors.push_back(bundle.error().message);
+                              }
+                          } else {
+                              apply->errors.push_back(replyReason(
+                                  reply, "cannot read the certificate \"" + name + "\""));
+                          }
+                          answered();
+                      });
     }
     if (const auto& access_log = apply->snapshot->access_log) {
         ++apply->waiting;

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "core/http/response.h"
 
 namespace canopy {
@@ -110,7 +112,7 @@ std::shared_ptr<const ApplicationSpec> compileApplication(const std::string& nam
 
 }  // namespace
 
-Result<std::shared_ptr<const RouterSnapshot>> RouterSnapshot::build(const json::Value& tree) {
+Result<std::shared_ptr<RouterSnapshot>> RouterSnapshot::build(const json::Value& tree) {
     if (!tree.isObject()) {
         return Error{"The configuration must be an object."};
     }
@@ -211,6 +213,14 @@ Result<std::shared_ptr<const RouterSnapshot>> RouterSnapshot::build(const json::
                 }
                 listener.forwarded = std::move(*rule);
             }
+            if (const json::Value* tls = member.value.find("tls"); tls != nullptr) {
+                auto tls_settings = tls::ServerSettings::fromJson(*tls);
+                if (!tls_settings) {
+                    return Error{fmt::format("The listener \"{}\" cannot use TLS: {}.", member.key,
+                                             tls_settings.error().message)};
+                }
+                listener.tls_settings = std::move(*tls_settings);
+            }
             snapshot->listeners.emplace(member.key, std::move(listener));
         }
     }
@@ -228,7 +238,46 @@ Result<std::shared_ptr<const RouterSnapshot>> RouterSnapshot::build(const json::
         }
         snapshot->access_log = std::move(*compiled);
     }
-    return std::shared_ptr<const RouterSnapshot>(std::move(snapshot));
+    return snapshot;
+}
+
+std::vector<std::string> RouterSnapshot::certificateNames() const {
+    std::vector<std::string> names;
+    for (const auto& [address, listener] : listeners) {
+        if (!listener.tls_settings) {
+            continue;
+        }
+        for (const auto& name : listener.tls_settings->certificates) {
+            if (std::find(names.begin(), names.end(), name) == names.end()) {
+                names.push_back(name);
+            }
+        }
+    }
+    return names;
+}
+
+Result<void> RouterSnapshot::attachTls(
+    const std::map<std::string, std::string, std::less<>>& bundles) {
+    for (auto& [address, listener] : listeners) {
+        if (!listener.tls_settings) {
+            continue;
+        }
+        std::vector<std::string> pems;
+        for (const auto& name : listener.tls_settings->certificates) {
+            auto found = bundles.find(name);
+            if (found == bundles.end()) {
+                return Error{fmt::format("The certificate \"{}\" could not be read.", name)};
+            }
+            pems.push_back(found->second);
+        }
+        auto context = tls::ServerContext::create(*listener.tls_settings, pems, address);
+        if (!context) {
+            return Error{fmt::format("The listener \"{}\" cannot use TLS: {}.", address,
+                                     context.error().message)};
+        }
+        listener.tls = std::move(*context);
+    }
+    return {};
 }
 
 }  // namespace canopy

@@ -19,6 +19,7 @@
 #include "core/routing/forwarded.h"
 #include "core/routing/route_table.h"
 #include "core/routing/template.h"
+#include "core/tls/server_context.h"
 
 namespace canopy {
 
@@ -39,6 +40,10 @@ struct ListenerSnapshot {
     std::optional<routing::Template> pass;
     std::optional<routing::ForwardedRule> forwarded;  // trusted proxies' headers
     int backlog = -1;
+    // A TLS listener: its `tls` object, and the contexts built from it once
+    // the router has the certificates (before the snapshot is published).
+    std::optional<tls::ServerSettings> tls_settings;
+    std::shared_ptr<const tls::ServerContext> tls;
 };
 
 // One application as the router runs it. Two specs with the same `conf`
@@ -69,8 +74,15 @@ struct RouterSnapshot {
     std::map<std::string, std::shared_ptr<const ApplicationSpec>, std::less<>> applications;
 
     // Compiles a validated tree. Refuses what this router cannot serve, with
-    // the reason the controller passes on to the user.
-    static Result<std::shared_ptr<const RouterSnapshot>> build(const json::Value& tree);
+    // the reason the controller passes on to the user. TLS listeners get
+    // their contexts later (attachTls): the bundles come from main.
+    static Result<std::shared_ptr<RouterSnapshot>> build(const json::Value& tree);
+
+    // The certificate names the TLS listeners use, each once.
+    std::vector<std::string> certificateNames() const;
+    // Builds every TLS listener's contexts from `bundles` (name -> PEM).
+    // Refuses a bundle or a conf_command OpenSSL does not take, saying why.
+    Result<void> attachTls(const std::map<std::string, std::string, std::less<>>& bundles);
 };
 
 }  // namespace canopy

@@ -6,17 +6,19 @@ of a feature this build lacks, saying so.
 
 Keys that need a feature this build lacks (validationContextFor in
 core/controller/control_api.cpp turns them off), each checked below:
-  listeners.*.tls                        TLS
   applications.*.isolation               namespaces, rootfs, cgroups
   settings.http.compression              compressors
   settings.js_module                     njs
   settings.telemetry                     OpenTelemetry
+
+TLS keys name a certificate, so the tests that use them upload one first.
 
 The application types are those of the fixture modules the daemon runs with:
 "alpha" 1.0 (schema {}: any key) and "beta" 2.3.1 (script, threads).
 """
 
 import copy
+import subprocess
 
 import pytest
 
@@ -34,7 +36,17 @@ EVERY_KEY = {
             },
             "backlog": 511,
         },
-        "127.0.0.1:18081": {"pass": "applications/beta_app", "backlog": -1},
+        "127.0.0.1:18081": {
+            "pass": "applications/beta_app",
+            "backlog": -1,
+            "tls": {
+                "certificate": ["bundle"],
+                "conf_commands": {"minprotocol": "TLSv1.2",
+                                  "ciphersuites": "TLS_AES_128_GCM_SHA256"},
+                "session": {"cache_size": 1024, "timeout": 600, "tickets": [
+                    "Y2Fub3B5IGV2ZXJ5LWtleSB0ZXN0OiA0OCBieXRlcyBvZiB0aWNrZXQga2V5ISEh"]},
+            },
+        },
         "[::1]:18082": {"pass": "upstreams/pool"},
         "unix:/tmp/canopy-every-key.sock": {
             "application": "alpha_app",
@@ -143,7 +155,6 @@ EVERY_KEY = {
 
 # (JSON path below /config, value put there into EVERY_KEY, what is missing)
 FEATURE_GATED = [
-    ("/listeners/*:18080/tls", {"certificate": "bundle"}, "TLS"),
     ("/applications/beta_app/isolation", {"namespaces": {"pid": True}}, "isolation"),
     ("/settings/http/compression", {"types": "text/*", "compressors": {"encoding": "gzip"}},
      "compression"),
@@ -176,12 +187,26 @@ def every_key_paths(value, prefix=""):
     return found
 
 
+@pytest.fixture
+def canopy_with_bundle(canopy, tmp_path):
+    """The daemon with the certificate "bundle" that EVERY_KEY's TLS listener names."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "30",
+                    "-subj", "/CN=every.key",
+                    "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
+                   check=True, capture_output=True)
+    bundle = (tmp_path / "cert.pem").read_text() + (tmp_path / "key.pem").read_text()
+    assert canopy.put("/certificates/bundle", bundle).status == 200
+    return canopy
+
+
 def stored(canopy):
     state = canopy.state_dir / "conf.json"
     return state.read_bytes() if state.exists() else None
 
 
-def test_every_key_passes_a_dry_run_and_changes_nothing(canopy):
+def test_every_key_passes_a_dry_run_and_changes_nothing(canopy_with_bundle):
+    canopy = canopy_with_bundle
     before = canopy.get("/config")
     stored_before = stored(canopy)
     answer = canopy.put("/config?dry_run=1", EVERY_KEY)
@@ -208,7 +233,8 @@ def test_every_key_list_is_really_used():
                 "working_directory", "user", "group", "environment", "stdout", "stderr",
                 "listen_threads", "http/websocket/max_frame_size", "http/static/mime_types",
                 "http/chunked_transform", "http/log_route", "access_log/format",
-                "access_log/if"]:
+                "access_log/if", "tls/certificate", "tls/conf_commands",
+                "tls/session/cache_size", "tls/session/timeout", "tls/session/tickets"]:
         assert any(path.endswith("/" + key) for path in paths), key
 
 
@@ -223,7 +249,8 @@ def test_sections_alone_pass_a_dry_run_on_their_sub_paths(canopy):
 
 @pytest.mark.parametrize("path,value,feature", FEATURE_GATED,
                          ids=[item[0] for item in FEATURE_GATED])
-def test_keys_of_missing_features_are_refused(canopy, path, value, feature):
+def test_keys_of_missing_features_are_refused(canopy_with_bundle, path, value, feature):
+    canopy = canopy_with_bundle
     before = canopy.get("/config").json
     answer = canopy.put("/config?dry_run=1", with_value(EVERY_KEY, path, value))
     assert answer.status == 400, answer
