@@ -192,6 +192,50 @@ size_t HttpConnection::readSome(char* data, size_t size, boost::system::error_co
     return 0;
 }
 
+size_t HttpConnection::peekSome(char* data, size_t size, boost::system::error_code& ec) {
+    if (!tls_) {
+        while (true) {
+            ssize_t peeked = ::recv(socket_.native_handle(), data, size, MSG_PEEK | MSG_DONTWAIT);
+            if (peeked > 0) {
+                ec = {};
+                return static_cast<size_t>(peeked);
+            }
+            if (peeked == 0) {
+                ec = boost::asio::error::eof;
+                return 0;
+            }
+            if (errno == EINTR) {
+                continue;
+            }
+            ec = errno == EAGAIN || errno == EWOULDBLOCK
+                     ? boost::system::error_code(boost::asio::error::would_block)
+                     : boost::system::error_code(errno, boost::system::system_category());
+            return 0;
+        }
+    }
+    tls_read_wants_write_ = false;
+    tls::IoResult result = tls_->peek(data, size);
+    switch (result.status) {
+        case tls::IoStatus::Done:
+            ec = {};
+            return result.bytes;
+        case tls::IoStatus::WantWrite:
+            tls_read_wants_write_ = true;
+            ec = boost::asio::error::would_block;
+            return 0;
+        case tls::IoStatus::WantRead:
+            ec = boost::asio::error::would_block;
+            return 0;
+        case tls::IoStatus::Closed:
+            ec = boost::asio::error::eof;
+            return 0;
+        case tls::IoStatus::Failed:
+            break;
+    }
+    ec = boost::asio::error::connection_aborted;
+    return 0;
+}
+
 size_t HttpConnection::writeTls(const char* data, size_t size, boost::system::error_code& ec) {
     tls_write_wants_read_ = false;
     auto offer = [this, &ec](const char* bytes, size_t length) -> size_t {

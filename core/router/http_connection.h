@@ -94,6 +94,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     // Reads what is available now: would_block when nothing is, eof at the
     // end of the client's stream, another error when the connection broke.
     size_t readSome(char* data, size_t size, boost::system::error_code& ec);
+    // Like readSome(), but the bytes stay to be read (decrypted ones with
+    // TLS: a close_notify counts as the end, not as bytes).
+    size_t peekSome(char* data, size_t size, boost::system::error_code& ec);
     // Writes what fits now (would_block when nothing does). `more`: more
     // bytes follow at once (MSG_MORE on plain TCP).
     size_t writeSome(const char* data, size_t size, boost::system::error_code& ec,

@@ -197,16 +197,16 @@ void HttpConnection::watchClientLeaving() {
         return;
     }
     app.watching_client = true;
-    socket_.async_wait(Socket::wait_read, [self = shared_from_this(), serial = app.serial](
-                                              const boost::system::error_code& ec) {
-        if (!self->app_ || self->app_->serial != serial) {
-            return;  // that request is over; the connection went on
-        }
-        self->app_->watching_client = false;
-        if (!ec) {
-            self->checkClientLeft();
-        }
-    });
+    waitReadable(
+        [self = shared_from_this(), serial = app.serial](const boost::system::error_code& ec) {
+            if (!self->app_ || self->app_->serial != serial) {
+                return;  // that request is over; the connection went on
+            }
+            self->app_->watching_client = false;
+            if (!ec) {
+                self->checkClientLeft();
+            }
+        });
 }
 
 void HttpConnection::checkClientLeft() {
@@ -214,12 +214,14 @@ void HttpConnection::checkClientLeft() {
     if (app.ended) {
         return;
     }
+    // Peeked through TLS too: a close_notify is the client leaving, not
+    // the bytes of a next request.
     char byte = 0;
-    ssize_t peeked = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (peeked > 0) {
+    boost::system::error_code ec;
+    if (peekSome(&byte, 1, ec) > 0) {
         return;
     }
-    if (peeked < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    if (ec == boost::asio::error::would_block) {
         watchClientLeaving();
         return;
     }

@@ -425,6 +425,16 @@ IoResult Session::read(char* data, size_t size) {
     return outcome(0, true);
 }
 
+IoResult Session::peek(char* data, size_t size) {
+    ERR_clear_error();
+    errno = 0;
+    size_t done = 0;
+    if (SSL_peek_ex(ssl_, data, size, &done) == 1) {
+        return {IoStatus::Done, done};
+    }
+    return outcome(0, true);
+}
+
 IoResult Session::write(const char* data, size_t size) {
     ERR_clear_error();
     errno = 0;
@@ -450,7 +460,10 @@ void Session::shutdown() {
 }
 
 bool Session::hasBufferedInput() const {
-    return SSL_has_pending(ssl_) == 1;
+    // Decrypted bytes only: raw bytes of a record not yet complete (no
+    // read-ahead, so that is all they can be) need the socket to become
+    // readable again, and counting them would spin until the rest arrives.
+    return SSL_pending(ssl_) > 0;
 }
 
 std::string Session::serverName() const {

@@ -66,6 +66,9 @@ class Session {
     IoResult handshake();
     // Reads decrypted bytes: Done with bytes > 0, or another status.
     IoResult read(char* data, size_t size);
+    // Like read(), but the bytes stay for the next read: Done with bytes
+    // > 0 when application data is there, Closed at close_notify or EOF.
+    IoResult peek(char* data, size_t size);
     // Writes some of `data` (at least one record's worth when Done). After
     // WantRead/WantWrite the next call must offer the same bytes again
     // (more may follow them).

@@ -11,10 +11,12 @@ import asyncio
 import base64
 import hashlib
 import http.client
+import json
 import os
 import socket
 import ssl
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -417,3 +419,36 @@ def test_a_certificate_in_use_cannot_be_deleted(tls_canopy, pki):
     missing = tls_canopy.put("/config/listeners", tls_listener(port, certificate="two"))
     assert missing.status == 400
     assert missing.json["detail"] == 'Certificate "two" is not found.'
+
+
+PYTHON_MODULES = os.environ.get("CANOPY_PYTHON_MODULES_DIR")
+
+
+@pytest.mark.skipif(not PYTHON_MODULES or not list(Path(PYTHON_MODULES).glob("python*.canopy.so")),
+                    reason="the python module was not built")
+def test_asgi_sees_https_and_a_close_notify_is_a_disconnect(make_canopy, pki):
+    canopy = make_canopy(modules_dir=PYTHON_MODULES).start()
+    for name, bundle in pki["bundles"].items():
+        assert canopy.put(f"/certificates/{name}", bundle).status == 200
+    events = canopy.dir / "events"
+    events.touch()
+    events.chmod(0o666)  # the app runs as nobody
+    port = free_port()
+    apps = str(Path(__file__).resolve().parent / "python_apps")
+    configure(canopy, {"listeners": tls_listener(port),
+                       "routes": [{"action": {"pass": "applications/asgi"}}],
+                       "applications": {"asgi": {
+                           "type": "python 3.11", "path": apps, "module": "asgi_apps",
+                           "environment": {"ASGI_EVENTS": str(events)}}}})
+    status, _, body = https_get(port, pki, "/scope")
+    assert status == 200
+    assert json.loads(body)["scheme"] == "https"
+
+    # The client ends its TLS session properly (close_notify) while the app
+    # waits: that is the client leaving, not the start of a next request.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        secure = client_context(pki).wrap_socket(raw, server_hostname="one.example")
+        secure.sendall(b"GET /long-poll?tls HTTP/1.1\r\nHost: one.example\r\n\r\n")
+        assert wait_until(lambda: "waiting tls" in events.read_text()), events.read_text()
+        secure.unwrap()
+    assert wait_until(lambda: "http.disconnect tls" in events.read_text()), events.read_text()

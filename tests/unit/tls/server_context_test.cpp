@@ -124,6 +124,7 @@ class Handshake {
     }
 
     SSL* client() { return client_.get(); }
+    int clientSocket() const { return client_fd_; }
     Session& server() { return *server_; }
 
   private:
@@ -177,6 +178,44 @@ TEST(ServerContextTest, BytesFlowBothWaysAndCloseNotifyEndsTheStream) {
     SSL_shutdown(handshake.client());
     EXPECT_EQ(handshake.server().read(buffer, sizeof buffer).status, IoStatus::Closed);
     EXPECT_EQ(ERR_peek_error(), 0UL);  // the thread's error queue is left empty
+}
+
+TEST(ServerContextTest, HalfARecordIsNotBufferedInputAndPeekKeepsTheBytes) {
+    auto context = contextFor(twoCertificates());
+    ASSERT_NE(context, nullptr);
+    Handshake handshake(*context, "one.example");
+    ASSERT_TRUE(handshake.run());
+    // The client's next record goes to memory, then to the socket in two
+    // halves: the first half alone must not look like readable data, or a
+    // client sending half a record would make the router spin.
+    BIO* record = BIO_new(BIO_s_mem());
+    SSL_set0_wbio(handshake.client(), record);
+    ASSERT_EQ(SSL_write(handshake.client(), "request", 7), 7);
+    char* bytes = nullptr;
+    long length = BIO_get_mem_data(record, &bytes);
+    ASSERT_GT(length, 10);
+    size_t half = static_cast<size_t>(length) / 2;
+    ASSERT_EQ(::write(handshake.clientSocket(), bytes, half), static_cast<ssize_t>(half));
+    char buffer[64];
+    EXPECT_EQ(handshake.server().read(buffer, sizeof buffer).status, IoStatus::WantRead);
+    EXPECT_FALSE(handshake.server().hasBufferedInput());
+    ASSERT_EQ(::write(handshake.clientSocket(), bytes + half, static_cast<size_t>(length) - half),
+              static_cast<ssize_t>(static_cast<size_t>(length) - half));
+    IoResult peeked = handshake.server().peek(buffer, sizeof buffer);
+    ASSERT_EQ(peeked.status, IoStatus::Done);
+    EXPECT_EQ(std::string(buffer, peeked.bytes), "request");
+    EXPECT_TRUE(handshake.server().hasBufferedInput());
+    IoResult got = handshake.server().read(buffer, sizeof buffer);
+    ASSERT_EQ(got.status, IoStatus::Done);
+    EXPECT_EQ(std::string(buffer, got.bytes), "request");
+
+    // A close_notify peeks as the end, not as bytes.
+    (void)BIO_reset(record);
+    SSL_shutdown(handshake.client());
+    length = BIO_get_mem_data(record, &bytes);
+    ASSERT_EQ(::write(handshake.clientSocket(), bytes, static_cast<size_t>(length)),
+              static_cast<ssize_t>(length));
+    EXPECT_EQ(handshake.server().peek(buffer, sizeof buffer).status, IoStatus::Closed);
 }
 
 TEST(ServerContextTest, AClientSpeakingPlainHttpFailsItsHandshakeWithTheReason) {
