@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from canopy_daemon import Canopy, PeakRss, application_processes, stream_through
+from canopy_daemon import Canopy, PeakRss, application_processes, stream_through, wait_until
 
 MODULES = os.environ.get("CANOPY_PYTHON_MODULES_DIR")
 pytestmark = pytest.mark.skipif(
@@ -168,7 +168,9 @@ def test_a_crash_in_native_code_is_a_502_and_a_new_process(daemon):
     first = int(body)
     status, _, _ = fetch("/crash", port=CRASH_PORT)
     assert status == 502
-    assert "SIGSEGV" in daemon.log() or "signal 11" in daemon.log(), daemon.log()[-2000:]
+    # The router answers before main has logged the exit it reaped.
+    assert wait_until(lambda: "SIGSEGV" in daemon.log() or "signal 11" in daemon.log()), \
+        daemon.log()[-2000:]
     # A replacement serves the next requests; the daemon and its other apps carry on.
     status, _, body = fetch("/", port=CRASH_PORT)
     assert status == 200 and int(body) != first
