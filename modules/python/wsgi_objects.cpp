@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <cstdlib>
+#include <cstring>
 #include <string_view>
 
 #include "python_runtime.h"
@@ -119,11 +120,62 @@ bool sizeArgument(PyObject* args, const char* format, Py_ssize_t& size) {
     return true;
 }
 
+// read(size): the bytes object is the buffer. What readline() read ahead
+// goes first, then the SDK copies the body straight into it: one copy out
+// of shared memory, none through input_buffer. The object grows as bytes
+// come (doubling from 64 KiB), so a large `size` with a short body
+// allocates no more than the body needs.
+PyObject* readInto(RequestState& state, size_t size) {
+    size_t capacity = std::min(size, std::max(kInputChunk, available(state)));
+    PyObject* bytes = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(capacity));
+    if (bytes == nullptr) {
+        return nullptr;
+    }
+    size_t filled = std::min(size, available(state));
+    std::memcpy(PyBytes_AS_STRING(bytes), state.input_buffer.data() + state.input_offset, filled);
+    state.input_offset += filled;
+    if (state.input_offset == state.input_buffer.size()) {
+        state.input_buffer.clear();
+        state.input_offset = 0;
+    }
+    while (filled < size && !state.input_ended) {
+        if (filled == capacity) {
+            capacity = std::min(size, capacity * 2);
+            if (_PyBytes_Resize(&bytes, static_cast<Py_ssize_t>(capacity)) != 0) {
+                return nullptr;
+            }
+        }
+        size_t got = 0;
+        int rc = CANOPY_OK;
+        {
+            GilRelease unlocked;
+            rc = canopy_request_read(state.request, PyBytes_AS_STRING(bytes) + filled,
+                                     capacity - filled, &got);
+        }
+        if (rc != CANOPY_OK) {
+            Py_DECREF(bytes);
+            PyErr_Format(PyExc_OSError, "cannot read the request body: %s", canopy_strerror(rc));
+            return nullptr;
+        }
+        if (got == 0) {
+            state.input_ended = true;
+        }
+        filled += got;
+    }
+    if (filled < capacity && _PyBytes_Resize(&bytes, static_cast<Py_ssize_t>(filled)) != 0) {
+        return nullptr;
+    }
+    return bytes;
+}
+
 PyObject* inputRead(PyObject* self, PyObject* args) {
     RequestState* state = openInput(self);
     Py_ssize_t size = -1;
     if (state == nullptr || !sizeArgument(args, "|O:read", size)) {
         return nullptr;
+    }
+    if (size > 0) {
+        return readInto(*state, static_cast<size_t>(size));
     }
     while (size < 0 || available(*state) < static_cast<size_t>(size)) {
         int filled = fill(*state);
