@@ -64,7 +64,6 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
         bool body_done = true;      // every body byte was read from the client
         bool body_waiting = false;  // sent to the app, not yet taken
         bool body_refused = false;
-        std::vector<char> body_buffer;
         bool head_sent = false;
         bool chunked_response = false;
         bool send_body = true;
