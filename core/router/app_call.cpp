@@ -152,8 +152,12 @@ void AppCall::pump() {
     }
     if (body_.empty() && body_ack_owed_ && !output.body_refused) {
         body_ack_owed_ = false;
-        output.body_wanted = true;
-        any = true;
+        // After the last piece the connection reads no more body: an ack
+        // would only cost it a wake-up.
+        if (!body_last_) {
+            output.body_wanted = true;
+            any = true;
+        }
     }
 
     auto failed = [&] {
