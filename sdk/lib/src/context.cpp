@@ -59,9 +59,11 @@ void freeDone(canopy_context* context) {
 bool takeOne(canopy_context* context) {
     canopy_app* app = context->app;
     // The router announces a segment on the socket before it publishes a ref
-    // into it; attaching what is waiting first saves takeRequest the second
-    // look it takes when an announcement arrived after this drain.
-    drainPort(app);
+    // into it: takeRequest drains the socket when a head names a segment not
+    // attached yet. Draining before every take cost a recvmsg(2) per
+    // request for a segment announced once; the other messages (files,
+    // quit) are drained where they are needed and whenever the socket wakes
+    // a wait.
     for (;;) {
         auto taken =
             context->channel->takeRequest(app->router_segments, 0, -1, [app] { drainPort(app); });
@@ -323,6 +325,11 @@ int waitForWake(canopy_context* context, int timeout_ms) {
 
 int runOnce(canopy_context* context, int timeout_ms) {
     canopy_app* app = context->app;
+    if (timeout_ms == 0) {
+        // The caller's own loop polls canopy_context_fds() and calls us when
+        // one is readable: it may be the socket, which only a drain quiets.
+        drainPort(app);
+    }
     for (;;) {
         // Arm before looking, so a ring after the look wakes the poll below.
         context->doorbell.collect([](uint32_t) {});
@@ -371,6 +378,9 @@ int runOnce(canopy_context* context, int timeout_ms) {
         }
         if (ready == 0) {
             return CANOPY_AGAIN;
+        }
+        if (port_open && fds[1].revents != 0) {
+            drainPort(app);  // a segment, a file, quit, or the router gone
         }
         timeout_ms = 0;  // one more pass does what woke us
     }

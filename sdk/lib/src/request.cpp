@@ -268,9 +268,13 @@ transport::Result<ChunkRef> allocateChunk(canopy_context* context) {
 }
 
 // Waits for credit on the response stream. CANOPY_OK when there is some.
+// Looks before it arms the doorbell: arming drains its eventfd (a system
+// call), and the common case, credit at hand, needs no wake-up. Every path
+// that returns CANOPY_AGAIN or sleeps has armed before its last look, so a
+// ring after that look wakes the sleeper.
 int awaitCredit(canopy_request* request, bool blocking) {
+    bool armed = false;
     for (;;) {
-        request->context->doorbell.collect([](uint32_t) {});
         auto credit = request->response->credit();
         if (!credit) {
             if (credit.code() == Errc::Aborted) {
@@ -280,6 +284,11 @@ int awaitCredit(canopy_request* request, bool blocking) {
         }
         if (*credit > 0) {
             return CANOPY_OK;
+        }
+        if (!armed) {
+            request->context->doorbell.collect([](uint32_t) {});
+            armed = true;
+            continue;
         }
         if (!blocking) {
             request->want_drain = true;
@@ -291,6 +300,7 @@ int awaitCredit(canopy_request* request, bool blocking) {
         if (int rc = waitForWake(request->context, -1); rc != CANOPY_OK) {
             return rc;
         }
+        armed = false;
     }
 }
 
@@ -312,9 +322,10 @@ int readBody(canopy_request* request, void* buffer, size_t capacity, size_t* got
         return CANOPY_OK;
     }
     auto* out = static_cast<std::byte*>(buffer);
+    // As awaitCredit(): look first, arm only before the look that decides
+    // to give up or sleep, so that a write after that look wakes us.
+    bool armed = false;
     for (;;) {
-        // Arm before looking so that a write after the look wakes us.
-        request->context->doorbell.collect([](uint32_t) {});
         size_t copied = 0;
         int rc = copyAvailable(request, out, capacity, &copied);
         if (rc != CANOPY_OK) {
@@ -323,6 +334,11 @@ int readBody(canopy_request* request, void* buffer, size_t capacity, size_t* got
         if (copied > 0 || request->body_ended) {
             *got = copied;
             return CANOPY_OK;
+        }
+        if (!armed) {
+            request->context->doorbell.collect([](uint32_t) {});
+            armed = true;
+            continue;
         }
         if (!blocking) {
             request->want_data = true;
@@ -334,6 +350,7 @@ int readBody(canopy_request* request, void* buffer, size_t capacity, size_t* got
         if (int wait = waitForWake(request->context, -1); wait != CANOPY_OK) {
             return wait;
         }
+        armed = false;
     }
 }
 
