@@ -92,9 +92,17 @@ void ForwardedRule::apply(RequestView& request) const {
     if (client_ip_header_.empty()) {
         return;
     }
+    walkClientIps(request.headers, [&](const Address& address) {
+        request.remote = address;
+        return recursive_ && source_.matches(address);
+    });
+}
+
+template <typename Visit>
+void ForwardedRule::walkClientIps(std::span<const Header> headers, Visit&& visit) const {
     // Right to left: the last header first, each header's last token first.
-    for (size_t index = request.headers.size(); index-- > 0;) {
-        const Header& header = request.headers[index];
+    for (size_t index = headers.size(); index-- > 0;) {
+        const Header& header = headers[index];
         if (!equalsIgnoreCase(header.name, client_ip_header_)) {
             continue;
         }
@@ -112,12 +120,25 @@ void ForwardedRule::apply(RequestView& request) const {
             if (!address || isUnspecified(*address)) {
                 continue;
             }
-            request.remote = *address;
-            if (!recursive_ || !source_.matches(*address)) {
+            if (!visit(*address)) {
                 return;
             }
         }
     }
+}
+
+std::vector<Address> ForwardedRule::vouchedChain(std::span<const Header> headers,
+                                                 const Address& peer) const {
+    std::vector<Address> chain;
+    if (client_ip_header_.empty() || !source_.matches(peer)) {
+        return chain;
+    }
+    walkClientIps(headers, [&](const Address& address) {
+        chain.push_back(address);
+        return recursive_ && source_.matches(address);
+    });
+    std::reverse(chain.begin(), chain.end());
+    return chain;
 }
 
 }  // namespace canopy::routing

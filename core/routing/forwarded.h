@@ -6,7 +6,9 @@
 // from one such as X-Forwarded-Proto. Immutable once compiled; apply from
 // any thread, each call with its own request.
 
+#include <span>
 #include <string>
+#include <vector>
 
 #include "core/base/result.h"
 #include "core/json/value.h"
@@ -33,7 +35,21 @@ class ForwardedRule {
     // once per request, before routing; then forgetComputed() is not needed.
     void apply(RequestView& request) const;
 
+    // For a proxied request's X-Forwarded-For: the addresses of the
+    // client-ip header this rule vouches for when `peer` is trusted — the one
+    // apply() takes and, with `recursive`, the trusted proxies right of it —
+    // in header order (left to right). Empty when `peer` does not match
+    // `source` or there is no client-ip header: then nothing the client sent
+    // is believed.
+    std::vector<Address> vouchedChain(std::span<const Header> headers, const Address& peer) const;
+
   private:
+    // Walks the client-ip header's addresses right to left, from the last
+    // header, calling `visit(address)` for each valid one until it returns
+    // false.
+    template <typename Visit>
+    void walkClientIps(std::span<const Header> headers, Visit&& visit) const;
+
     explicit ForwardedRule(AddressPatternSet source) : source_(std::move(source)) {}
 
     AddressPatternSet source_;

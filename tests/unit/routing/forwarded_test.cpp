@@ -68,6 +68,32 @@ TEST(ForwardedRuleTest, UntrustedPeersAndMissingHeadersChangeNothing) {
     EXPECT_EQ(garbage.view().remote.text(), "10.0.0.1");
 }
 
+TEST(ForwardedRuleTest, VouchedChainIsWhatTheRuleTrusts) {
+    auto texts = [](const std::vector<Address>& chain) {
+        std::vector<std::string> out;
+        for (const auto& entry : chain) {
+            out.push_back(entry.text());
+        }
+        return out;
+    };
+    TestRequest request;
+    request.header("X-Forwarded-For", "203.0.113.1, 198.51.100.2, 10.0.0.7");
+    ForwardedRule recursive =
+        rule(R"({"client_ip": "X-Forwarded-For", "source": "10.0.0.0/8", "recursive": true})");
+    EXPECT_EQ(texts(recursive.vouchedChain(request.view().headers, *Address::parseIp("10.0.0.1"))),
+              (std::vector<std::string>{"198.51.100.2", "10.0.0.7"}));
+    ForwardedRule single = rule(R"({"client_ip": "X-Forwarded-For", "source": "10.0.0.0/8"})");
+    EXPECT_EQ(texts(single.vouchedChain(request.view().headers, *Address::parseIp("10.0.0.1"))),
+              (std::vector<std::string>{"10.0.0.7"}));
+    // An untrusted peer: nothing it says is kept.
+    EXPECT_TRUE(
+        single.vouchedChain(request.view().headers, *Address::parseIp("192.0.2.1")).empty());
+    ForwardedRule protocol_only =
+        rule(R"({"protocol": "X-Forwarded-Proto", "source": "10.0.0.0/8"})");
+    EXPECT_TRUE(
+        protocol_only.vouchedChain(request.view().headers, *Address::parseIp("10.0.0.1")).empty());
+}
+
 TEST(ForwardedRuleTest, Protocol) {
     ForwardedRule forwarded = rule(R"({"protocol": "X-Forwarded-Proto", "source": "unix"})");
     auto scheme = [&](std::string_view value, Scheme initial) {
