@@ -487,6 +487,10 @@ void HttpConnection::waitForDeadline() {
             self->close();
             return;
         }
+        if (self->phase_ == Phase::Proxy && self->proxy_) {
+            self->proxyClientTimedOut();
+            return;
+        }
         if (self->phase_ == Phase::Head || self->phase_ == Phase::Body) {
             // A client that stops half-way through a request: 408, then close.
             self->fail(408, "request timed out");
@@ -643,7 +647,7 @@ void HttpConnection::startRequest() {
         }
     }
     respond();
-    if (phase_ == Phase::Closed || app_) {
+    if (phase_ == Phase::Closed || app_ || proxy_) {
         return;
     }
     if (keep_alive_ && (body_remaining_ > 0 || chunked_)) {
@@ -743,6 +747,7 @@ void HttpConnection::respond() {
     int status = 0;
     std::vector<routing::HeaderField> fields;
     std::optional<StaticAnswer> file_answer;  // a static file found and planned
+    bool rewritten = false;                   // a `rewrite` changed $uri: the proxy sends it
     for (int hop = 0; status == 0; ++hop) {
         if (hop > kMaxPassHops) {
             log::error("request from {} passed between routes more than {} times", remote_.text(),
@@ -774,9 +779,16 @@ void HttpConnection::respond() {
                 startApplication(request, headers, host, target.name, app_target);
                 return;
             }
-            case routing::PassTarget::Kind::Upstream:
-                status = 503;  // refused at apply until they exist; kept safe here
-                continue;
+            case routing::PassTarget::Kind::Upstream: {
+                auto upstream = snapshot_->upstreams.find(target.name);
+                if (upstream == snapshot_->upstreams.end()) {
+                    status = 404;  // the validator knows no such upstream either
+                    continue;
+                }
+                startProxy(request, headers, host, ProxyDestination{upstream->second, {}}, nullptr,
+                           rewritten);
+                return;
+            }
             case routing::PassTarget::Kind::Invalid:
                 status = 404;
                 continue;
@@ -786,11 +798,12 @@ void HttpConnection::respond() {
             status = 404;
             break;
         }
-        if (auto rewritten = routing::applyRewrite(*action, request); !rewritten) {
-            log::error("rewrite failed: {}", rewritten.error().message);
+        if (auto applied = routing::applyRewrite(*action, request); !applied) {
+            log::error("rewrite failed: {}", applied.error().message);
             status = 500;
             break;
         }
+        rewritten = rewritten || action->rewrite.has_value();
         // The action, then the fallbacks of `share` actions that found
         // nothing (each may pass, return or share again).
         while (status == 0) {
@@ -828,8 +841,17 @@ void HttpConnection::respond() {
                 }
                 break;
             }
-            status = 500;  // proxy is refused at apply time
-            action = nullptr;
+            const auto& proxy = std::get<routing::ProxyAction>(action->handler);
+            auto address = parseSocketAddress(proxy.address);
+            if (!address) {
+                log::error("proxy address \"{}\": {}", proxy.address, address.error().message);
+                status = 502;
+                action = nullptr;
+                break;
+            }
+            startProxy(request, headers, host, ProxyDestination{nullptr, std::move(*address)},
+                       action, rewritten);
+            return;
         }
     }
 
@@ -1027,6 +1049,7 @@ void HttpConnection::close() {
     if (app) {
         app->call->cancel();
     }
+    abortProxy();
     setIdle(false);
     timer_.cancel();
     boost::system::error_code ignored;

@@ -26,6 +26,8 @@
 #include "core/router/app_call.h"
 #include "core/router/router_snapshot.h"
 #include "core/router/static_files.h"
+#include "core/router/upstream_pool.h"
+#include "core/router/upstreams.h"
 #include "core/routing/address.h"
 #include "core/routing/request_view.h"
 #include "core/tls/server_context.h"
@@ -33,6 +35,14 @@
 namespace canopy {
 
 class RouterEngine;
+struct ProxyRequest;  // http_connection_proxy.cpp
+
+// Where a proxied request goes: a server of an `upstreams` group, or the
+// one address of a `proxy` action.
+struct ProxyDestination {
+    std::shared_ptr<UpstreamGroup> group;
+    SocketAddress address;  // without a group
+};
 
 class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   public:
@@ -43,7 +53,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     void start();
 
   private:
-    enum class Phase { Handshake, Idle, Head, Body, Sending, App, Closed };
+    enum class Phase { Handshake, Idle, Head, Body, Sending, App, Proxy, Closed };
     using WriteHandler = std::function<void(const boost::system::error_code&, size_t)>;
 
     // A request passed to an application: what the access log and the next
@@ -167,6 +177,46 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     void answerAppError(int status);
     void readFrames();
     void waitFrames();
+
+    // The proxy path (http_connection_proxy.cpp).
+    void startProxy(routing::RequestView& request, std::vector<routing::Header>& headers,
+                    const std::string& host, ProxyDestination destination,
+                    const routing::Action* action, bool rewritten);
+    void proxyConnect();
+    void proxyConnected(std::shared_ptr<ProxyRequest> proxy,
+                        std::shared_ptr<UpstreamConnection> upstream);
+    void proxyConnectFailed(std::shared_ptr<ProxyRequest> proxy, const std::string& reason,
+                            bool timed_out);
+    bool proxyRetry(ProxyRequest& proxy);
+    void proxyReadClientBody();
+    void proxyWriteUpstreamBody();
+    void proxyReadUpstream();
+    void proxyUpstreamData();
+    void proxyUpstreamClosed(const boost::system::error_code& ec);
+    void proxyStartResponse(size_t head_size);
+    void proxyForwardBody();
+    void proxyFinish();
+    void proxyFail(int status, bool upstream_fault);
+    void proxyArmUpstreamTimer();
+    void proxyUpstreamTimedOut();
+    void proxyClientTimedOut();
+    void proxyStartTunnel(size_t head_size);
+    void proxyTunnelFromClient();
+    void proxyTunnelFromUpstream();
+    void abortProxy();
+
+    // Client-socket I/O for the proxy path, kept in one place so that a
+    // transport layered on the socket changes only these.
+    size_t readClient(char* data, size_t size, boost::system::error_code& ec);
+    template <typename Handler>
+    void waitClientReadable(Handler&& handler) {
+        socket_.async_wait(Socket::wait_read, std::forward<Handler>(handler));
+    }
+    template <typename Buffers, typename Handler>
+    void writeClient(const Buffers& buffers, Handler&& handler) {
+        boost::asio::async_write(socket_, buffers, std::forward<Handler>(handler));
+    }
+    void sendClientNow(std::string_view bytes);
     void readFramesAvailable();
     void queueFrames(std::string_view encoded);
     void writeFrames();
@@ -200,6 +250,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     std::chrono::steady_clock::time_point deadline_;
     bool timer_waiting_ = false;
     std::unique_ptr<AppRequest> app_;
+    std::shared_ptr<ProxyRequest> proxy_;
     // A static file's bytes, sent after response_ (null when none), and how
     // far: the part, the bytes of its text, the bytes of its file slice.
     std::unique_ptr<FileBody> file_body_;

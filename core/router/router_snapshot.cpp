@@ -23,52 +23,6 @@ std::optional<bool> boolAt(const json::Value* object, std::string_view key) {
                                                : std::nullopt;
 }
 
-// Actions whose handlers arrive with later work are refused at apply time,
-// so a configuration never claims to serve what it cannot.
-std::optional<std::string> unsupportedAction(const json::Value& action) {
-    if (action.find("proxy") != nullptr) {
-        return "Proxying (\"proxy\") is not available yet in this version of Canopy.";
-    }
-    if (const auto* fallback = action.find("fallback"); fallback != nullptr) {
-        return unsupportedAction(*fallback);
-    }
-    return std::nullopt;
-}
-
-std::optional<std::string> unsupportedSteps(const json::Value& steps) {
-    if (!steps.isArray()) {
-        return std::nullopt;
-    }
-    for (const auto& step : steps.asArray()) {
-        if (const auto* action = step.find("action"); action != nullptr) {
-            if (auto refused = unsupportedAction(*action)) {
-                return refused;
-            }
-        }
-    }
-    return std::nullopt;
-}
-
-std::optional<std::string> unsupportedPart(const json::Value& tree) {
-    if (const auto* upstreams = tree.find("upstreams");
-        upstreams != nullptr && upstreams->isObject() && !upstreams->asObject().empty()) {
-        return "Upstreams are not available yet in this version of Canopy.";
-    }
-    if (const auto* routes = tree.find("routes"); routes != nullptr) {
-        if (routes->isArray()) {
-            return unsupportedSteps(*routes);
-        }
-        if (routes->isObject()) {
-            for (const auto& member : routes->asObject()) {
-                if (auto refused = unsupportedSteps(member.value)) {
-                    return refused;
-                }
-            }
-        }
-    }
-    return std::nullopt;
-}
-
 // The validator checked types and ranges; this only reads them.
 std::shared_ptr<const ApplicationSpec> compileApplication(const std::string& name,
                                                           const json::Value& object) {
@@ -115,9 +69,6 @@ std::shared_ptr<const ApplicationSpec> compileApplication(const std::string& nam
 Result<std::shared_ptr<RouterSnapshot>> RouterSnapshot::build(const json::Value& tree) {
     if (!tree.isObject()) {
         return Error{"The configuration must be an object."};
-    }
-    if (auto refused = unsupportedPart(tree)) {
-        return Error{*refused};
     }
     auto snapshot = std::make_shared<RouterSnapshot>();
 
@@ -229,6 +180,16 @@ Result<std::shared_ptr<RouterSnapshot>> RouterSnapshot::build(const json::Value&
         for (const auto& member : applications->asObject()) {
             snapshot->applications.emplace(member.key,
                                            compileApplication(member.key, member.value));
+        }
+    }
+    if (const auto* upstreams = tree.find("upstreams");
+        upstreams != nullptr && upstreams->isObject()) {
+        for (const auto& member : upstreams->asObject()) {
+            auto group = UpstreamGroup::compile(member.key, member.value);
+            if (!group) {
+                return group.error();
+            }
+            snapshot->upstreams.emplace(member.key, std::move(*group));
         }
     }
     if (const auto* access_log = tree.find("access_log"); access_log != nullptr) {

@@ -16,6 +16,7 @@
 #include "core/http/mime_types.h"
 #include "core/json/value.h"
 #include "core/router/access_log.h"
+#include "core/router/upstreams.h"
 #include "core/routing/forwarded.h"
 #include "core/routing/route_table.h"
 #include "core/routing/template.h"
@@ -72,6 +73,9 @@ struct RouterSnapshot {
     http::MimeTypes mime_types;             // built-in + settings.http.static.mime_types
     std::shared_ptr<AccessLog> access_log;  // null: no access log
     std::map<std::string, std::shared_ptr<const ApplicationSpec>, std::less<>> applications;
+    // `upstreams`: their balancing state is the one part that changes after
+    // publication (upstreams.h), behind each group's lock.
+    std::map<std::string, std::shared_ptr<UpstreamGroup>, std::less<>> upstreams;
 
     // Compiles a validated tree. Refuses what this router cannot serve, with
     // the reason the controller passes on to the user. TLS listeners get
