@@ -196,7 +196,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     void proxyStartResponse(size_t head_size);
     void proxyForwardBody();
     void proxyFinish();
-    void proxyFail(int status, bool upstream_fault);
+    void proxyFail(int status);
     void proxyArmUpstreamTimer();
     void proxyUpstreamTimedOut();
     void proxyClientTimedOut();

@@ -227,7 +227,7 @@ void HttpConnection::proxyConnect() {
         if (!proxy.server) {
             log::error("upstream \"{}\": no server is available for a request from {}",
                        proxy.destination.group->name(), remote_.text());
-            proxyFail(502, false);
+            proxyFail(502);
             return;
         }
         address = &proxy.destination.group->address(*proxy.server);
@@ -273,7 +273,7 @@ void HttpConnection::proxyConnectFailed(std::shared_ptr<ProxyRequest> request,
             return;
         }
     }
-    proxyFail(timed_out ? 504 : 502, false);
+    proxyFail(timed_out ? 504 : 502);
 }
 
 void HttpConnection::proxyConnected(std::shared_ptr<ProxyRequest> request,
@@ -327,10 +327,6 @@ bool HttpConnection::proxyRetry(ProxyRequest& proxy) {
     proxy.in_begin = proxy.in_end = 0;
     proxy.parser.reset();
     proxy.timer.cancel();
-    if (proxy.destination.group && proxy.server) {
-        // The same server: it was alive a moment ago.
-        proxy.tried.clear();
-    }
     // Reconnect to the same address (no new pick: the request already has a
     // server and must not count twice in the round-robin).
     const SocketAddress& address = proxy.destination.group
@@ -386,7 +382,7 @@ void HttpConnection::proxyUpstreamTimedOut() {
     if (proxy.destination.group && proxy.server) {
         proxy.destination.group->failed(*proxy.server, UpstreamGroup::Clock::now());
     }
-    proxyFail(504, true);
+    proxyFail(504);
 }
 
 void HttpConnection::proxyReadClientBody() {
@@ -497,7 +493,7 @@ void HttpConnection::proxyReadUpstream() {
         // Only a head grows the buffer (bodies are passed on as they come).
         if (proxy.in.size() >= kMaxUpstreamHead + kProxyBufferSize) {
             log::error("proxy: upstream {} sent a response head that is too large", proxy.address);
-            proxyFail(502, true);
+            proxyFail(502);
             return;
         }
         proxy.in.resize(proxy.in.size() * 2);
@@ -538,7 +534,7 @@ void HttpConnection::proxyUpstreamClosed(const boost::system::error_code& ec) {
         if (proxy.destination.group && proxy.server) {
             proxy.destination.group->failed(*proxy.server, UpstreamGroup::Clock::now());
         }
-        proxyFail(502, true);
+        proxyFail(502);
         return;
     }
     log::error("proxy: upstream {} broke off a response to {}: {}", proxy.address, remote_.text(),
@@ -570,7 +566,7 @@ void HttpConnection::proxyUpstreamData() {
         if (result.status == http::ResponseParseStatus::Error) {
             log::error("proxy: upstream {}: {}", proxy.address, result.reason);
             proxy.reusable = false;
-            proxyFail(502, true);
+            proxyFail(502);
             return;
         }
         const auto& head = proxy.parser.head();
@@ -581,7 +577,7 @@ void HttpConnection::proxyUpstreamData() {
                     "ask to",
                     proxy.address);
                 proxy.reusable = false;
-                proxyFail(502, true);
+                proxyFail(502);
                 return;
             }
             proxyStartTunnel(result.consumed);
@@ -811,9 +807,8 @@ void HttpConnection::proxyFinish() {
     waitForRequest(/*data_may_be_waiting=*/true);
 }
 
-void HttpConnection::proxyFail(int status, bool upstream_fault) {
+void HttpConnection::proxyFail(int status) {
     ProxyRequest& proxy = *proxy_;
-    (void)upstream_fault;
     proxy.reusable = false;
     if (proxy.head_sent) {
         close();  // part of an answer went out: only closing tells the client

@@ -10,6 +10,7 @@
 
 #include "core/base/log.h"
 #include "core/router/http_connection.h"
+#include "core/router/upstream_pool.h"
 
 namespace canopy {
 
@@ -89,6 +90,7 @@ void RouterEngine::retireWorker() {
     Worker* raw = worker.get();
     boost::asio::post(raw->io, [raw] {
         raw->acceptors.clear();
+        UpstreamPool::forThisThread().closeAll();
         raw->work.reset();
     });
     retired_.push_back(std::move(worker));

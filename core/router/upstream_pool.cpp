@@ -37,7 +37,24 @@ std::shared_ptr<UpstreamConnection> UpstreamPool::take(const std::string& addres
     return nullptr;
 }
 
+void UpstreamPool::closeAll() {
+    closed_ = true;
+    for (auto& [address, idle] : idle_) {
+        for (auto& connection : idle) {
+            connection->pooled = false;
+            boost::system::error_code ignored;
+            connection->socket.close(ignored);
+        }
+    }
+    idle_.clear();
+}
+
 void UpstreamPool::give(std::shared_ptr<UpstreamConnection> connection) {
+    if (closed_) {
+        boost::system::error_code ignored;
+        connection->socket.close(ignored);
+        return;
+    }
     auto& idle = idle_[connection->address];
     auto now = std::chrono::steady_clock::now();
     // Close the connections unused for too long (the oldest are first).

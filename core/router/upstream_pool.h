@@ -51,11 +51,15 @@ class UpstreamPool {
     std::shared_ptr<UpstreamConnection> take(const std::string& address);
     // Keeps `connection` for the next request to its server.
     void give(std::shared_ptr<UpstreamConnection> connection);
+    // For a worker that retires: closes the idle connections and keeps none
+    // from now on (their read watches would keep its event loop alive).
+    void closeAll();
 
   private:
     void drop(const std::shared_ptr<UpstreamConnection>& connection);
 
     std::map<std::string, std::vector<std::shared_ptr<UpstreamConnection>>, std::less<>> idle_;
+    bool closed_ = false;
 };
 
 // Connects to `address` on `executor` within `timeout`. `done(connection,

@@ -273,6 +273,28 @@ def test_keep_alive_connections_to_the_backend_are_reused(canopy, backends):
     assert backend.connections == 1
 
 
+def test_a_retiring_worker_ends_despite_kept_upstream_connections(canopy, backends):
+    backend = backends()
+    port = proxied(canopy, backend.address, settings={"listen_threads": 4})
+    router = canopy.child("canopy: router")
+    for _ in range(16):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", "/")
+        assert connection.getresponse().status == 200
+        connection.close()
+
+    def threads():
+        return len(os.listdir(f"/proc/{router}/task"))
+
+    before = threads()
+    configure(canopy, {"listeners": {f"127.0.0.1:{port}": {"pass": "routes"}},
+                       "routes": [{"action": {"proxy": f"http://{backend.address}"}}],
+                       "settings": {"listen_threads": 1}})
+    assert wait_until(lambda: threads() == before - 3), (before, threads())
+    status, _, _ = request(port, "/")
+    assert status == 200
+
+
 class IdleClosingHandler(BackendHandler):
     """Closes a kept-alive connection after 0.3 s without a request, as
     servers with a short keep-alive timeout do, without saying so."""
