@@ -531,7 +531,10 @@ void HttpConnection::proxyUpstreamClosed(const boost::system::error_code& ec) {
     if (!proxy.head_sent) {
         log::error("proxy: upstream {} {} before a complete response head", proxy.address,
                    eof ? "closed the connection" : ec.message());
-        if (proxy.destination.group && proxy.server) {
+        // A kept-alive connection closed before answering says the server
+        // ended an idle connection, not that it is down.
+        bool stale = proxy.reused && !proxy.answered;
+        if (proxy.destination.group && proxy.server && !stale) {
             proxy.destination.group->failed(*proxy.server, UpstreamGroup::Clock::now());
         }
         proxyFail(502);
