@@ -283,31 +283,32 @@ void HttpConnection::proxyConnected(std::shared_ptr<ProxyRequest> request,
     proxy.in.resize(kProxyBufferSize);
     proxy.body_writing = true;
     proxyArmUpstreamTimer();
-    boost::asio::async_write(proxy.upstream->socket, boost::asio::buffer(proxy.request_start),
-                             [self = shared_from_this(), request, upstream = proxy.upstream](
-                                 const boost::system::error_code& ec, size_t) {
-                                 if (self->proxy_ != request || request->upstream != upstream) {
-                                     return;
-                                 }
-                                 ProxyRequest& current = *request;
-                                 current.body_writing = false;
-                                 if (ec) {
-                                     // A pooled connection the server closed meanwhile: the read
-                                     // below sees it too and decides (retry or 502).
-                                     current.body_failed = true;
-                                     current.reusable = false;
-                                     return;
-                                 }
-                                 if (current.body_done) {
-                                     self->proxyArmUpstreamTimer();
-                                     return;
-                                 }
-                                 if (current.expect_continue) {
-                                     current.expect_continue = false;
-                                     self->sendClientNow(http::kContinueResponse);
-                                 }
-                                 self->proxyReadClientBody();
-                             });
+    boost::asio::async_write(
+        proxy.upstream->socket, boost::asio::buffer(proxy.request_start),
+        [self = shared_from_this(), request, upstream = proxy.upstream](
+            const boost::system::error_code& ec, size_t) {
+            if (self->proxy_ != request || request->upstream != upstream) {
+                return;
+            }
+            ProxyRequest& current = *request;
+            current.body_writing = false;
+            if (ec) {
+                // A pooled connection the server closed meanwhile: the read
+                // below sees it too and decides (retry or 502).
+                current.body_failed = true;
+                current.reusable = false;
+                return;
+            }
+            if (current.body_done) {
+                self->proxyArmUpstreamTimer();
+                return;
+            }
+            if (current.expect_continue && !current.head_sent) {  // not inside an answer
+                current.expect_continue = false;
+                self->sendClientNow(http::kContinueResponse);
+            }
+            self->proxyReadClientBody();
+        });
     proxyReadUpstream();
 }
 

@@ -594,3 +594,95 @@ def test_websocket_passthrough(canopy, tmp_path):
     finally:
         state["loop"].call_soon_threadsafe(state["stop"].set_result, None)
         thread.join(10)
+
+
+class RawBackend:
+    """Answers every connection with fixed bytes after reading a head."""
+
+    def __init__(self, answer):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.answer = answer
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with client:
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    data = client.recv(65536)
+                    if not data:
+                        break
+                    received += data
+                client.sendall(self.answer)
+
+    def close(self):
+        self.listener.close()
+
+
+@pytest.mark.parametrize("answer,reason", [
+    (b"garbage\r\n\r\n", "invalid status line"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx", "Transfer-Encoding"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+     "both Transfer-Encoding and Content-Length"),
+    (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", "switched protocols"),
+    (b"", "closed the connection"),
+])
+def test_a_broken_upstream_answer_is_502(canopy, answer, reason):
+    backend = RawBackend(answer)
+    try:
+        port = proxied(canopy, backend.address)
+        status, _, body = request(port, "/")
+        assert status == 502
+        assert b"Error 502" in body
+        assert wait_until(lambda: reason in canopy.log()), canopy.log()[-2000:]
+    finally:
+        backend.close()
+
+
+def test_pipelined_and_http10_clients(canopy, backends):
+    backend = backends()
+    port = proxied(canopy, backend.address,
+                   {"forwarded": {"client_ip": "X-Forwarded-For", "source": "127.0.0.1"}})
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n"
+                       b"POST /second HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       b"3\r\nabc\r\n0\r\n\r\n"
+                       b"GET /third HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        received = b""
+        while data := client.recv(65536):
+            received += data
+    answers = received.split(b"HTTP/1.1 200 OK\r\n")[1:]
+    assert len(answers) == 3
+    targets = [json.loads(answer.split(b"\r\n\r\n", 1)[1])["target"] for answer in answers]
+    assert targets == ["/first", "/second", "/third"]
+    # HTTP/1.0 and a chunked upstream answer: close-delimited, whole.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(b"GET /download?size=100000&mode=chunked HTTP/1.0\r\n\r\n")
+        received = b""
+        while data := client.recv(65536):
+            received += data
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert b"transfer-encoding" not in head.lower()
+    assert body == (bytes(range(256)) * 400)[:100000]
+
+
+def test_proxied_requests_are_in_the_access_log(canopy, backends):
+    backend = backends()
+    port = free_port()
+    log = canopy.dir / "access.log"
+    configure(canopy, {
+        "listeners": {f"127.0.0.1:{port}": {"pass": "routes"}},
+        "routes": [{"action": {"proxy": f"http://{backend.address}"}}],
+        "access_log": {"path": str(log), "format": "$request_line $status $body_bytes_sent"},
+    })
+    status, _, _ = request(port, "/download?size=1234")
+    assert status == 200
+    assert wait_until(lambda: log.exists() and
+                      "GET /download?size=1234 HTTP/1.1 200 1234" in log.read_text())
