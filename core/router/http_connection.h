@@ -198,6 +198,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     void proxyFinish();
     void proxyFail(int status);
     void proxyArmUpstreamTimer();
+    void proxyWaitUpstreamDeadline();
     void proxyUpstreamTimedOut();
     void proxyClientTimedOut();
     void proxyStartTunnel(size_t head_size);

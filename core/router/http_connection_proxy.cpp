@@ -12,6 +12,7 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include <cstring>
 
 #include "core/base/log.h"
 #include "core/http/chunked_decoder.h"
@@ -24,8 +25,8 @@
 namespace canopy {
 namespace {
 
+// One buffer each way; an upstream's head must fit in one.
 constexpr size_t kProxyBufferSize = 64 * 1024;
-constexpr size_t kMaxUpstreamHead = 64 * 1024;
 constexpr std::chrono::seconds kNoTimeout{86400};
 
 bool equalsIgnoringCase(std::string_view left, std::string_view right) {
@@ -43,6 +44,40 @@ bool equalsIgnoringCase(std::string_view left, std::string_view right) {
     }
     return true;
 }
+
+// Per worker thread: the answer buffers of finished proxied requests, for
+// the next ones (allocating and clearing 64 KiB per request shows in the
+// figures). Bounded, so a burst leaves little behind.
+constexpr size_t kSpareBufferLimit = 64;
+thread_local std::vector<std::unique_ptr<char[]>> spare_proxy_buffers;
+
+// A kProxyBufferSize buffer, uninitialized, returned to the thread's spares.
+class ProxyBuffer {
+  public:
+    ProxyBuffer() = default;
+    ProxyBuffer(const ProxyBuffer&) = delete;
+    ProxyBuffer& operator=(const ProxyBuffer&) = delete;
+    ~ProxyBuffer() {
+        if (bytes_ && spare_proxy_buffers.size() < kSpareBufferLimit) {
+            spare_proxy_buffers.push_back(std::move(bytes_));
+        }
+    }
+    char* data() {
+        if (!bytes_) {
+            if (spare_proxy_buffers.empty()) {
+                bytes_ = std::make_unique_for_overwrite<char[]>(kProxyBufferSize);
+            } else {
+                bytes_ = std::move(spare_proxy_buffers.back());
+                spare_proxy_buffers.pop_back();
+            }
+        }
+        return bytes_.get();
+    }
+    static constexpr size_t size() { return kProxyBufferSize; }
+
+  private:
+    std::unique_ptr<char[]> bytes_;
+};
 
 bool idempotentMethod(http::Method method) {
     return method == http::Method::Get || method == http::Method::Head ||
@@ -76,7 +111,13 @@ struct ProxyRequest {
     std::shared_ptr<UpstreamConnection> upstream;
     bool reused = false;   // taken from the pool
     bool retried = false;  // already sent again on a fresh connection
+    // The upstream's deadline: one wait stays outstanding and, when it
+    // fires early, waits again for the current deadline (moving it costs
+    // no cancellation); time_point::max() when the upstream is not the one
+    // to act.
     boost::asio::steady_timer timer;
+    std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+    bool timer_waiting = false;
 
     // The client's body.
     bool body_chunked = false;
@@ -92,7 +133,7 @@ struct ProxyRequest {
     bool expect_continue = false;
 
     // The upstream's answer.
-    std::vector<char> in;
+    ProxyBuffer in;
     size_t in_begin = 0;
     size_t in_end = 0;
     bool answered = false;  // a byte came from the upstream
@@ -280,7 +321,6 @@ void HttpConnection::proxyConnected(std::shared_ptr<ProxyRequest> request,
                                     std::shared_ptr<UpstreamConnection> upstream) {
     ProxyRequest& proxy = *request;
     proxy.upstream = std::move(upstream);
-    proxy.in.resize(kProxyBufferSize);
     proxy.body_writing = true;
     proxyArmUpstreamTimer();
     boost::asio::async_write(
@@ -327,7 +367,7 @@ bool HttpConnection::proxyRetry(ProxyRequest& proxy) {
     proxy.body_failed = false;
     proxy.in_begin = proxy.in_end = 0;
     proxy.parser.reset();
-    proxy.timer.cancel();
+    proxy.deadline = std::chrono::steady_clock::time_point::max();
     // Reconnect to the same address (no new pick: the request already has a
     // server and must not count twice in the round-robin).
     const SocketAddress& address = proxy.destination.group
@@ -362,14 +402,32 @@ void HttpConnection::proxyArmUpstreamTimer() {
     } else if (proxy.body_done || proxy.body_failed || proxy.head_sent) {
         timeout = snapshot_->http.body_read_timeout;
     }
-    proxy.timer.cancel();
     if (!timeout) {
+        proxy.deadline = std::chrono::steady_clock::time_point::max();
         return;
     }
-    proxy.timer.expires_after(*timeout);
+    proxy.deadline = std::chrono::steady_clock::now() + *timeout;
+    if (proxy.timer_waiting && proxy.timer.expiry() <= proxy.deadline) {
+        return;
+    }
+    proxyWaitUpstreamDeadline();
+}
+
+void HttpConnection::proxyWaitUpstreamDeadline() {
+    ProxyRequest& proxy = *proxy_;
+    proxy.timer_waiting = true;
+    proxy.timer.expires_at(proxy.deadline);
     proxy.timer.async_wait(
         [self = shared_from_this(), request = proxy_](const boost::system::error_code& ec) {
-            if (ec || self->proxy_ != request) {
+            if (self->proxy_ != request) {
+                return;
+            }
+            request->timer_waiting = false;
+            if (ec || request->deadline == std::chrono::steady_clock::time_point::max()) {
+                return;
+            }
+            if (std::chrono::steady_clock::now() < request->deadline) {
+                self->proxyWaitUpstreamDeadline();  // moved meanwhile
                 return;
             }
             self->proxyUpstreamTimedOut();
@@ -491,13 +549,11 @@ void HttpConnection::proxyReadUpstream() {
         proxy.in_begin = proxy.in_end = 0;
     }
     if (proxy.in_end == proxy.in.size()) {
-        // Only a head grows the buffer (bodies are passed on as they come).
-        if (proxy.in.size() >= kMaxUpstreamHead + kProxyBufferSize) {
-            log::error("proxy: upstream {} sent a response head that is too large", proxy.address);
-            proxyFail(502);
-            return;
-        }
-        proxy.in.resize(proxy.in.size() * 2);
+        // Bodies are passed on as they come: only a head fills the buffer.
+        log::error("proxy: upstream {} sent a response head larger than {} bytes", proxy.address,
+                   kProxyBufferSize);
+        proxyFail(502);
+        return;
     }
     proxyArmUpstreamTimer();
     proxy.upstream->socket.async_read_some(
@@ -558,9 +614,8 @@ void HttpConnection::proxyUpstreamData() {
         if (result.status == http::ResponseParseStatus::NeedMore) {
             if (proxy.in_begin > 0) {
                 // Keep the head at the start so the buffer grows only for it.
-                std::copy(proxy.in.begin() + static_cast<ptrdiff_t>(proxy.in_begin),
-                          proxy.in.begin() + static_cast<ptrdiff_t>(proxy.in_end),
-                          proxy.in.begin());
+                std::memmove(proxy.in.data(), proxy.in.data() + proxy.in_begin,
+                             proxy.in_end - proxy.in_begin);
                 proxy.in_end -= proxy.in_begin;
                 proxy.in_begin = 0;
             }
@@ -604,29 +659,37 @@ void HttpConnection::proxyStartResponse(size_t head_size) {
     const auto& upstream_head = proxy.parser.head();
     const auto& head = parser_->head();
     status_ = upstream_head.status;
-    std::vector<routing::HeaderField> fields;
-    fields.reserve(upstream_head.fields.size());
+    // The upstream's fields as views into the answer buffer (copied into
+    // the head below); copied only when response_headers must edit them.
+    std::vector<http::HeaderField> views;
+    views.reserve(upstream_head.fields.size());
     for (const auto& field : upstream_head.fields) {
         if (!droppedResponseField(field.name, upstream_head.connection_tokens)) {
-            fields.push_back({std::string(field.name), std::string(field.value)});
+            views.push_back(field);
         }
     }
+    std::vector<routing::HeaderField> edited;
     if (proxy.action != nullptr && !proxy.action->response_headers.empty()) {
         std::vector<routing::Header> visible;
-        visible.reserve(fields.size());
-        for (const auto& field : fields) {
+        visible.reserve(views.size());
+        edited.reserve(views.size());
+        for (const auto& field : views) {
             visible.push_back({field.name, field.value});
+            edited.push_back({std::string(field.name), std::string(field.value)});
         }
         proxy.view.response.status = status_;
         proxy.view.response.headers = visible;
-        routing::applyResponseHeaders(*proxy.action, proxy.view, status_, fields);
+        routing::applyResponseHeaders(*proxy.action, proxy.view, status_, edited);
         proxy.view.response.headers = {};
+        views.clear();
+        for (const auto& field : edited) {
+            views.push_back({field.name, field.value});
+        }
     }
-    std::vector<http::HeaderField> views;
-    views.reserve(fields.size());
-    for (const auto& field : fields) {
-        views.push_back({field.name, field.value});
-        proxy.sent_fields.emplace_back(field.name, field.value);
+    if (snapshot_->access_log) {
+        for (const auto& field : views) {
+            proxy.sent_fields.emplace_back(field.name, field.value);
+        }
     }
     proxy.framing = upstream_head.framing;
     proxy.remaining = upstream_head.content_length;
@@ -742,7 +805,7 @@ void HttpConnection::proxyForwardBody() {
         }
         return;
     }
-    proxy.timer.cancel();  // the client's turn
+    proxy.deadline = std::chrono::steady_clock::time_point::max();  // the client's turn
     armTimer(snapshot_->http.send_timeout);
     writeClient(buffers, [self = shared_from_this(), request = proxy_](
                              const boost::system::error_code& ec, size_t) {
@@ -823,7 +886,7 @@ void HttpConnection::proxyFail(int status) {
         proxy.upstream->socket.close(ignored);
         proxy.upstream.reset();
     }
-    proxy.timer.cancel();
+    proxy.deadline = std::chrono::steady_clock::time_point::max();
     status_ = status;
     proxy.out_head.clear();
     bool http10 = parser_->head().http10();
