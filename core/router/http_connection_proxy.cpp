@@ -241,10 +241,11 @@ void HttpConnection::startProxy(routing::RequestView& request,
     upstream_request.method = head.method_text;
     upstream_request.target = target;
     upstream_request.fields = head.fields;
-    const SocketAddress& first_address = proxy->destination.group
-                                             ? proxy->destination.group->address(0)
-                                             : proxy->destination.address;
-    std::string host_fallback = first_address.isUnix() ? "localhost" : first_address.text;
+    // Only an HTTP/1.0 client may leave Host out; HTTP/1.1 needs one.
+    std::string host_fallback = "localhost";
+    if (!proxy->destination.group && !proxy->destination.address.isUnix()) {
+        host_fallback = proxy->destination.address.text;
+    }
     upstream_request.host_fallback = host_fallback;
     upstream_request.forwarded_for = forwarded_for;
     upstream_request.framing = framing;

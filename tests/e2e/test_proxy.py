@@ -463,9 +463,11 @@ def test_a_dead_server_is_skipped_and_all_dead_is_502(canopy, backends):
     configure(canopy, {
         "listeners": {f"127.0.0.1:{port}": {"pass": "routes"}},
         "routes": [{"match": {"uri": "/all-dead"}, "action": {"pass": "upstreams/dead"}},
+                   {"match": {"uri": "/empty"}, "action": {"pass": "upstreams/empty"}},
                    {"action": {"pass": "upstreams/pool"}}],
         "upstreams": {"pool": {"servers": {live.address: {}, dead: {}}},
-                      "dead": {"servers": {dead: {}}}},
+                      "dead": {"servers": {dead: {}}},
+                      "empty": {"servers": {}}},
     })
     for _ in range(10):
         status, headers, _ = request(port, "/")
@@ -476,6 +478,9 @@ def test_a_dead_server_is_skipped_and_all_dead_is_502(canopy, backends):
     status, _, body = request(port, "/all-dead")
     assert status == 502
     assert b"Error 502" in body
+    status, _, _ = request(port, "/empty", headers={"Host": ""})
+    assert status == 502
+    assert wait_until(lambda: 'upstream "empty": no server is available' in canopy.log())
 
 
 def test_a_backend_that_never_answers_is_504(canopy, backends):
@@ -671,6 +676,13 @@ def test_pipelined_and_http10_clients(canopy, backends):
     assert head.startswith(b"HTTP/1.1 200 OK")
     assert b"transfer-encoding" not in head.lower()
     assert body == (bytes(range(256)) * 400)[:100000]
+    # An HTTP/1.0 request without Host: the upstream (HTTP/1.1) gets one.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(b"GET /echo HTTP/1.0\r\n\r\n")
+        received = b""
+        while data := client.recv(65536):
+            received += data
+    assert seen_headers(received.partition(b"\r\n\r\n")[2])["host"] == backend.address
 
 
 def test_proxied_requests_are_in_the_access_log(canopy, backends):
