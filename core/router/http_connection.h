@@ -206,18 +206,6 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     void proxyTunnelFromUpstream();
     void abortProxy();
 
-    // Client-socket I/O for the proxy path, kept in one place so that a
-    // transport layered on the socket changes only these.
-    size_t readClient(char* data, size_t size, boost::system::error_code& ec);
-    template <typename Handler>
-    void waitClientReadable(Handler&& handler) {
-        socket_.async_wait(Socket::wait_read, std::forward<Handler>(handler));
-    }
-    template <typename Buffers, typename Handler>
-    void writeClient(const Buffers& buffers, Handler&& handler) {
-        boost::asio::async_write(socket_, buffers, std::forward<Handler>(handler));
-    }
-    void sendClientNow(std::string_view bytes);
     void readFramesAvailable();
     void queueFrames(std::string_view encoded);
     void writeFrames();

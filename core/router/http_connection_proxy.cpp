@@ -156,16 +156,6 @@ struct ProxyRequest {
     std::vector<char> tunnel_buffer;  // client → upstream
 };
 
-size_t HttpConnection::readClient(char* data, size_t size, boost::system::error_code& ec) {
-    return socket_.read_some(boost::asio::buffer(data, size), ec);
-}
-
-void HttpConnection::sendClientNow(std::string_view bytes) {
-    // A few bytes on a socket with room for them (the 100 Continue).
-    boost::system::error_code ignored;
-    socket_.send(boost::asio::buffer(bytes.data(), bytes.size()), 0, ignored);
-}
-
 void HttpConnection::startProxy(routing::RequestView& request,
                                 std::vector<routing::Header>& headers, const std::string& host,
                                 ProxyDestination destination, const routing::Action* action,
@@ -346,7 +336,7 @@ void HttpConnection::proxyConnected(std::shared_ptr<ProxyRequest> request,
             }
             if (current.expect_continue && !current.head_sent) {  // not inside an answer
                 current.expect_continue = false;
-                self->sendClientNow(http::kContinueResponse);
+                self->writeInterim(http::kContinueResponse);
             }
             self->proxyReadClientBody();
         });
@@ -458,10 +448,10 @@ void HttpConnection::proxyReadClientBody() {
         want = static_cast<size_t>(std::min<uint64_t>(want, proxy.body_remaining));
     }
     boost::system::error_code ec;
-    size_t length = readClient(proxy.body_buffer.data(), want, ec);
+    size_t length = readSome(proxy.body_buffer.data(), want, ec);
     if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
         armTimer(snapshot_->http.body_read_timeout);
-        waitClientReadable(
+        waitReadable(
             [self = shared_from_this(), request = proxy_](const boost::system::error_code& error) {
                 if (self->proxy_ != request) {
                     return;
@@ -808,8 +798,8 @@ void HttpConnection::proxyForwardBody() {
     }
     proxy.deadline = std::chrono::steady_clock::time_point::max();  // the client's turn
     armTimer(snapshot_->http.send_timeout);
-    writeClient(buffers, [self = shared_from_this(), request = proxy_](
-                             const boost::system::error_code& ec, size_t) {
+    writeAll(buffers, [self = shared_from_this(), request = proxy_](
+                          const boost::system::error_code& ec, size_t) {
         if (self->proxy_ != request) {
             return;
         }
@@ -856,8 +846,7 @@ void HttpConnection::proxyFinish() {
     }
     if (!keep_alive_ || !proxy->body_done) {
         // Unread body bytes would be taken for the next request.
-        boost::system::error_code ignored;
-        socket_.shutdown(Socket::shutdown_send, ignored);
+        shutdownSend();
         close();
         return;
     }
@@ -977,19 +966,18 @@ void HttpConnection::proxyStartTunnel(size_t head_size) {
                                buffer_.begin() + static_cast<ptrdiff_t>(end_));
     end_ = proxy.consumed_end;
     armTimer(snapshot_->http.idle_timeout);
-    writeClient(
-        boost::asio::buffer(proxy.out_head),
-        [self = shared_from_this(), request = proxy_](const boost::system::error_code& ec, size_t) {
-            if (self->proxy_ != request) {
-                return;
-            }
-            if (ec) {
-                self->close();
-                return;
-            }
-            request->out_head.clear();
-            self->proxyTunnelFromUpstream();
-        });
+    writeAll(boost::asio::buffer(proxy.out_head), [self = shared_from_this(), request = proxy_](
+                                                      const boost::system::error_code& ec, size_t) {
+        if (self->proxy_ != request) {
+            return;
+        }
+        if (ec) {
+            self->close();
+            return;
+        }
+        request->out_head.clear();
+        self->proxyTunnelFromUpstream();
+    });
     if (!proxy.tunnel_buffer.empty()) {
         size_t size = proxy.tunnel_buffer.size();
         boost::asio::async_write(proxy.upstream->socket,
@@ -1014,9 +1002,9 @@ void HttpConnection::proxyTunnelFromClient() {
     ProxyRequest& proxy = *proxy_;
     proxy.tunnel_buffer.resize(kProxyBufferSize);
     boost::system::error_code ec;
-    size_t length = readClient(proxy.tunnel_buffer.data(), proxy.tunnel_buffer.size(), ec);
+    size_t length = readSome(proxy.tunnel_buffer.data(), proxy.tunnel_buffer.size(), ec);
     if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
-        waitClientReadable(
+        waitReadable(
             [self = shared_from_this(), request = proxy_](const boost::system::error_code& error) {
                 if (self->proxy_ != request) {
                     return;
@@ -1061,23 +1049,22 @@ void HttpConnection::proxyTunnelFromUpstream() {
             if (ec) {
                 // The upstream closed: what it sent is out; the client's
                 // connection ends too.
-                boost::system::error_code ignored;
-                self->socket_.shutdown(Socket::shutdown_send, ignored);
+                self->shutdownSend();
                 self->close();
                 return;
             }
             self->armTimer(self->snapshot_->http.idle_timeout);
-            self->writeClient(boost::asio::buffer(request->in.data(), length),
-                              [self, request](const boost::system::error_code& error, size_t) {
-                                  if (self->proxy_ != request) {
-                                      return;
-                                  }
-                                  if (error) {
-                                      self->close();
-                                      return;
-                                  }
-                                  self->proxyTunnelFromUpstream();
-                              });
+            self->writeAll(boost::asio::buffer(request->in.data(), length),
+                           [self, request](const boost::system::error_code& error, size_t) {
+                               if (self->proxy_ != request) {
+                                   return;
+                               }
+                               if (error) {
+                                   self->close();
+                                   return;
+                               }
+                               self->proxyTunnelFromUpstream();
+                           });
         });
 }
 

@@ -696,3 +696,37 @@ def test_proxied_requests_are_in_the_access_log(canopy, backends):
     assert status == 200
     assert wait_until(lambda: log.exists() and
                       "GET /download?size=1234 HTTP/1.1 200 1234" in log.read_text())
+
+
+def test_proxy_behind_a_tls_listener(canopy, backends, tmp_path):
+    """Client bytes through the TLS session, upstream bytes plain: both
+    directions streamed, the upload's 100-continue inside TLS too."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                    "/CN=proxy.example", "-addext", "subjectAltName=DNS:proxy.example",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=30)
+    answer = canopy.put("/certificates/site", cert.read_text() + key.read_text())
+    assert answer.status == 200, answer
+    backend = backends()
+    port = free_port()
+    configure(canopy, {
+        "listeners": {f"127.0.0.1:{port}": {"pass": "routes", "tls": {"certificate": "site"}}},
+        "routes": [{"action": {"proxy": f"http://{backend.address}"}}],
+    })
+    payload = tmp_path / "payload"
+    payload.write_bytes(os.urandom(3 * MIB))
+    base = ["curl", "-sS", "--cacert", str(cert), "--resolve",
+            f"proxy.example:{port}:127.0.0.1"]
+    result = subprocess.run(base + ["-H", "Expect: 100-continue", "--data-binary",
+                                    f"@{payload}", f"https://proxy.example:{port}/upload"],
+                            capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["body_size"] == 3 * MIB
+    assert answer["body_sha256"] == hashlib.sha256(payload.read_bytes()).hexdigest()
+    result = subprocess.run(base + [f"https://proxy.example:{port}/download?size={5 * MIB}"
+                                    "&mode=chunked"], capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (bytes(range(256)) * (5 * 4096))[: 5 * MIB]
