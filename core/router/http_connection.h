@@ -79,6 +79,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
         bool send_body = true;
         bool writing = false;
         bool ended = false;
+        bool broken = false;  // the app broke off: close once the queue is written
         std::deque<AppOutput> queue;
         uint64_t bytes_sent = 0;
         std::vector<std::pair<std::string, std::string>> sent_fields;

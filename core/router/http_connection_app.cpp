@@ -366,7 +366,21 @@ void HttpConnection::onAppOutput(AppOutput output) {
     }
     if (output.broken) {
         log::error("application \"{}\" broke off a response to {}", app.call->app, remote_.text());
-        close();
+        bool has_bytes = output.head || !output.pieces.empty() || !output.copied_body.empty();
+        if (app.upgraded || (!has_bytes && !app.writing)) {
+            close();
+            return;
+        }
+        // What the app sent before it broke off goes out first (the client
+        // sees the body end there, not at a random earlier point); the
+        // connection is cut once it is written.
+        app.broken = true;
+        if (has_bytes) {
+            app.queue.push_back(std::move(output));
+        }
+        if (!app.writing) {
+            writeAppOutput();
+        }
         return;
     }
     if (app.upgraded) {
@@ -616,6 +630,10 @@ void HttpConnection::appWritten(size_t pieces, bool end) {
     }
     if (!app.queue.empty()) {
         writeAppOutput();
+        return;
+    }
+    if (app.broken) {
+        close();
         return;
     }
     armTimer(app.body_done ? std::chrono::seconds(86400) : snapshot_->http.body_read_timeout);

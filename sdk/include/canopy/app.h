@@ -432,8 +432,9 @@ CANOPY_APP_API int canopy_response_send_file(canopy_request_t* request, int fd, 
 /*
  * Finishes the request. rc == CANOPY_OK ends the response normally (a
  * response never started becomes "200, Content-Type: text/plain", empty);
- * any other rc aborts it (the router answers 503 if nothing was sent, else
- * closes the connection). Unread body is discarded. After done, every call
+ * any other rc aborts it (the router answers 503 if the headers were not
+ * sent; else the client gets every body byte written so far and then the
+ * connection is closed). Unread body is discarded. After done, every call
  * on the request returns CANOPY_STATE, and the request is freed when
  * control returns to the context's loop (the end of the callback that
  * called done, or the next canopy_run_once); do not touch it after that.

@@ -551,7 +551,18 @@ int finishRequest(canopy_request* request, int rc) {
             result = finished ? CANOPY_OK : codeOf(finished.code());
         }
     }
-    if (rc != CANOPY_OK || request->aborted || result != CANOPY_OK) {
+    bool cut_short = false;
+    if (rc != CANOPY_OK && !request->aborted && request->state == State::HeadersSent &&
+        !request->upgraded) {
+        // The app gives up after its head went out: what it wrote is part
+        // of the answer the client is already receiving, so the router gets
+        // all of it and then cuts the connection. An abort would retract
+        // the entries the router has not taken yet: the body would end
+        // anywhere before that point, or the client would get a 503 after
+        // the app had sent its head.
+        cut_short = static_cast<bool>(request->response->finish(/*complete=*/false));
+    }
+    if (!cut_short && (rc != CANOPY_OK || request->aborted || result != CANOPY_OK)) {
         request->response->abort();
         request->response->reclaimUnread();
     }

@@ -27,6 +27,9 @@ static_assert(sizeof(ChannelHeader) == 64);
 
 // Writer flags.
 constexpr uint32_t kStreamEnd = 1U << 0;
+// Set with kStreamEnd: the body is cut short there; the reader takes every
+// entry published before it, then sees the stream aborted.
+constexpr uint32_t kStreamBroken = 1U << 2;
 // Either side's flags.
 constexpr uint32_t kStreamAbort = 1U << 1;
 

@@ -8,6 +8,7 @@
 namespace canopy::transport {
 
 using detail::kStreamAbort;
+using detail::kStreamBroken;
 using detail::kStreamEnd;
 using detail::shared;
 using detail::StreamSlotShared;
@@ -109,12 +110,13 @@ Result<void> StreamWriter::writeFile(uint32_t token, uint64_t offset, uint64_t l
     return write(entry);
 }
 
-Result<void> StreamWriter::finish() {
+Result<void> StreamWriter::finish(bool complete) {
     StreamSlotShared* slot = channel_->slot(id_.slot);
     if (!slotIsCurrent(*channel_, slot, id_)) {
         return Error{Errc::Aborted, 0, "stream closed"};
     }
-    shared(slot->writer_flags).fetch_or(kStreamEnd, std::memory_order_release);
+    shared(slot->writer_flags)
+        .fetch_or(complete ? kStreamEnd : kStreamEnd | kStreamBroken, std::memory_order_release);
     ringReader();
     return {};
 }
@@ -184,6 +186,9 @@ Result<StreamEntry> StreamReader::next() {
         return Error{Errc::Corrupt, 0, "stream write count out of range"};
     }
     if (written == taken_) {
+        if ((flags & kStreamBroken) != 0) {
+            return Error{Errc::Aborted, 0, "writer cut the stream short"};
+        }
         if ((flags & kStreamEnd) != 0) {
             return Error{Errc::Closed, 0, "end of stream"};
         }

@@ -315,6 +315,50 @@ TEST(StreamTest, TheWriterAborts) {
     EXPECT_EQ(router.pool.table().usedChunks(), 0U);
 }
 
+TEST(StreamTest, AStreamCutShortDeliversWhatWasWrittenThenAborts) {
+    RouterSide router;
+    prepareConsumer(*router.channel, kConsumer);
+    router.queueRequest(true);
+    pid_t child = forkChild([&] {
+        ConsumerSide consumer;
+        if (!consumer.start(router)) {
+            return 1;
+        }
+        StreamReader reader(*consumer.channel, consumer.requestStream(), kConsumerParty,
+                            consumer.router_segments);
+        int taken = 0;
+        Errc last{};
+        waitUntil(consumer.doorbell(), [&] {
+            for (;;) {
+                auto entry = reader.next();
+                if (!entry) {
+                    last = entry.code();
+                    return last != Errc::WouldBlock;
+                }
+                ++taken;
+                (void)reader.release();
+            }
+        });
+        releaseHead(consumer.router_segments, consumer.descriptor);
+        // Every entry written before the cut, then Aborted, not Closed.
+        if (taken != 3) {
+            return 2;
+        }
+        return last == Errc::Aborted ? 0 : 3;
+    });
+    StreamWriter writer(*router.channel, router.request_stream, kRouterParty, router.pool.table());
+    for (int count = 0; count < 3; ++count) {
+        auto chunk = router.pool.allocate();
+        ASSERT_TRUE(chunk.ok());
+        ASSERT_TRUE(writer.writeChunk(*chunk).ok());
+    }
+    // The writer cuts the stream at once, before the reader took anything:
+    // the entries are still delivered, and freed by the reader, not by us.
+    ASSERT_TRUE(writer.finish(/*complete=*/false).ok());
+    EXPECT_EQ(waitChild(child), 0);
+    EXPECT_EQ(router.pool.table().usedChunks(), 0U);
+}
+
 TEST(StreamTest, TheReaderAborts) {
     RouterSide router;
     prepareConsumer(*router.channel, kConsumer);

@@ -52,8 +52,12 @@ class StreamWriter {
     Result<void> write(const StreamEntry& entry);
     Result<void> writeChunk(const ChunkRef& chunk);
     Result<void> writeFile(uint32_t token, uint64_t offset, uint64_t length);
-    // Marks the end of the stream once everything is written.
-    Result<void> finish();
+    // Marks the end of the stream once everything is written. complete
+    // false cuts it short instead: the reader still gets every entry written
+    // so far, then Aborted (bytes already handed over reach the client
+    // before the connection is cut), and they stay the reader's to release,
+    // unlike after abort().
+    Result<void> finish(bool complete = true);
     // Tells the reader to give up; idempotent.
     void abort();
     bool readerAborted() const;
@@ -86,7 +90,8 @@ class StreamReader {
 
     // The next entry, validated. WouldBlock when none yet (wait for this
     // party's doorbell), Closed after the last one, Aborted when the writer
-    // aborted or the stream was closed, Corrupt when the writer broke the
+    // aborted, cut the stream short (after its last entry) or the stream was
+    // closed, Corrupt when the writer broke the
     // protocol. At most `stream_credit` entries may be held unreleased.
     Result<StreamEntry> next();
     // The bytes of a chunk entry (empty for a file entry). Valid until the
