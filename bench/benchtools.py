@@ -1,6 +1,7 @@
 """What every benchmark script here shares: wrk and its report, a free
-loopback port, nginx's binary, argument checks and the error that ends a
-run with advice."""
+loopback port, nginx's binary, the build to take canopyd from, argument
+checks, the errors that end a run with advice, and the CPU time and memory
+of a server's process tree from /proc."""
 
 import argparse
 import os
@@ -8,13 +9,39 @@ import re
 import shutil
 import socket
 import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
 
-EXIT_FAILED = 1
+ROOT = Path(__file__).resolve().parent.parent
+EXIT_FAILED, EXIT_REFUSED = 1, 3
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class BenchError(Exception):
     """A step that failed, with what to do about it; exit code 1."""
     code = EXIT_FAILED
+
+
+class ConfigurationRefused(BenchError):
+    """canopyd answered the application's configuration with an error."""
+    code = EXIT_REFUSED
+
+
+def default_build():
+    release = ROOT / "build" / "release"
+    return release if (release / "bin" / "canopyd").exists() else ROOT / "build" / "dev"
+
+
+def fetch(port, path="/"):
+    """(status, text) of a GET on loopback; (None, None) when nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+            return answer.status, answer.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+    except OSError:
+        return None, None
 
 
 def positive(text):
@@ -57,3 +84,54 @@ def parse_wrk(output):
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
     return {"requests_per_second": float(rps.group(1)),
             "p99_ms": round(float(p99.group(1)) * scale, 3)}
+
+
+# ---- a server's processes, from /proc -------------------------------------------
+
+def process_tree(root):
+    """`root` and all its live descendants."""
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] not in ("Z", "X"):
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        if Path(f"/proc/{pid}").exists():
+            found.append(pid)
+            pending.extend(children.get(pid, []))
+    return sorted(found)
+
+
+def cpu_ticks(pid):
+    """utime + stime of one process, in clock ticks; None once it is gone.
+    After the command's closing parenthesis, state is field 3 of stat(5),
+    utime 14 and stime 15."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])
+
+
+def cpu_seconds(pids):
+    """utime + stime of the processes, in seconds (those gone are skipped)."""
+    return sum(ticks for ticks in map(cpu_ticks, pids) if ticks is not None) / CLOCK_TICKS
+
+
+def rss_kib(pids):
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total

@@ -25,32 +25,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from canopy_daemon import Canopy, wait_until  # noqa: E402
-from benchtools import (BenchError, free_port, nginx_binary, parse_wrk,  # noqa: E402,F401
-                        positive, wrk)
+from benchtools import (BenchError, ConfigurationRefused, default_build,  # noqa: E402,F401
+                        fetch, free_port, nginx_binary, parse_wrk, positive, wrk)
 
 GREETING = "Hello, world!\n"
 APP_NAME = "hello-cpp"
 EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 1, 2, 3
 
 
-class ConfigurationRefused(BenchError):
-    """canopyd answered the application's configuration with an error."""
-    code = EXIT_REFUSED
-
-
 # ---- arguments ------------------------------------------------------------
-
-def default_build():
-    release = ROOT / "build" / "release"
-    return release if (release / "bin" / "canopyd").exists() else ROOT / "build" / "dev"
-
 
 def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(
@@ -208,16 +196,6 @@ def configuration(port, app, processes, threads):
     return {"listeners": {f"127.0.0.1:{port}": {"pass": f"applications/{APP_NAME}"}},
             "applications": {APP_NAME: application},
             "settings": {"listen_threads": 1}}
-
-
-def fetch(port, path="/"):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
-            return answer.status, answer.read().decode(errors="replace")
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode(errors="replace")
-    except OSError:
-        return None, None
 
 
 def log_tail(daemon, lines=20):

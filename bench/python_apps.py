@@ -51,7 +51,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from canopy_daemon import Canopy, wait_until  # noqa: E402
-from benchtools import BenchError, free_port, parse_wrk, positive  # noqa: E402
+from benchtools import (BenchError, CLOCK_TICKS, cpu_ticks, default_build, free_port,  # noqa: E402
+                        parse_wrk, positive, process_tree)
 from external_app import process_table, read_status_kib  # noqa: E402
 
 APPS = Path(__file__).resolve().parent / "python_apps"
@@ -97,11 +98,6 @@ def names(choices):
                 f"{', '.join(choices)}")
         return chosen
     return parse
-
-
-def default_build():
-    release = ROOT / "build" / "release"
-    return release if (release / "bin" / "canopyd").exists() else ROOT / "build" / "dev"
 
 
 def parse_arguments(argv=None):
@@ -151,31 +147,6 @@ def check_prerequisites(arguments):
 
 # ---- the processes of a server, from /proc -------------------------------------
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def process_tree(root):
-    """The live processes of the tree under `root`, root included."""
-    children = {}
-    for pid, (ppid, _) in process_table().items():
-        children.setdefault(ppid, []).append(pid)
-    found, pending = [], [root]
-    while pending:
-        pid = pending.pop()
-        found.append(pid)
-        pending.extend(children.get(pid, []))
-    return sorted(found)
-
-
-def cpu_ticks(pid):
-    """utime + stime of one process, in clock ticks; None once it is gone.
-    The fields after the command's closing parenthesis: state is the 3rd
-    field of the line, utime the 14th and stime the 15th."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return int(fields[11]) + int(fields[12])
 
 
 def cpu_snapshot(root):

@@ -27,25 +27,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from canopy_daemon import Canopy, wait_until  # noqa: E402
-from benchtools import BenchError, free_port, positive, wrk  # noqa: E402
+from benchtools import (BenchError, ConfigurationRefused, cpu_seconds,  # noqa: E402
+                        default_build, fetch, free_port, positive, process_tree, rss_kib, wrk)
 
 APP = Path(__file__).resolve().parent / "rack_hello" / "config.ru"
 GREETING = "Hello, world!\n"
 APP_NAME = "rack-hello"
 EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 1, 2, 3
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-class ConfigurationRefused(BenchError):
-    """canopyd answered the application's configuration with an error."""
-    code = EXIT_REFUSED
 
 
 # ---- arguments ------------------------------------------------------------
@@ -58,11 +51,6 @@ def thread_counts(text):
     if not counts or any(count < 1 or count > 256 for count in counts):
         raise argparse.ArgumentTypeError(f"thread counts are 1...256, not {text!r}")
     return counts
-
-
-def default_build():
-    release = ROOT / "build" / "release"
-    return release if (release / "bin" / "canopyd").exists() else ROOT / "build" / "dev"
 
 
 def parse_arguments(argv=None):
@@ -120,52 +108,6 @@ def puma_binary():
 
 # ---- the processes of a server, from /proc -----------------------------------
 
-def process_tree(root):
-    """`root` and all its live descendants."""
-    children = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] not in ("Z", "X"):
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, pending = [], [root]
-    while pending:
-        pid = pending.pop()
-        if Path(f"/proc/{pid}").exists():
-            found.append(pid)
-            pending.extend(children.get(pid, []))
-    return sorted(found)
-
-
-def cpu_seconds(pids):
-    """utime + stime of the processes, in seconds (those gone are skipped)."""
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # After the command: state is field 3 of stat(5); utime 14, stime 15.
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / CLOCK_TICKS
-
-
-def rss_kib(pids):
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total
-
-
 def titles(pids):
     shown = []
     for pid in pids:
@@ -178,16 +120,6 @@ def titles(pids):
 
 
 # ---- the servers --------------------------------------------------------------
-
-def fetch(port, path="/"):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
-            return answer.status, answer.read().decode(errors="replace")
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode(errors="replace")
-    except OSError:
-        return None, None
-
 
 def canopy_configuration(port, processes, threads):
     return {"listeners": {f"127.0.0.1:{port}": {"pass": f"applications/{APP_NAME}"}},
@@ -233,7 +165,7 @@ class CanopyServer:
 
     def _wait_for_workers(self):
         if not wait_until(lambda: fetch(self.port) == (200, GREETING), timeout=30):
-            raise BenchError(f"canopyd does not answer the greeting; its log ends:\n"
+            raise BenchError("canopyd does not answer the greeting; its log ends:\n"
                              + "\n".join(self.daemon.log().splitlines()[-20:]))
         prototype = f'canopy: "{APP_NAME}" application'
         counted = wait_until(lambda: sum(1 for _, title in titles(self.pids())
