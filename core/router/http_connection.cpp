@@ -168,8 +168,15 @@ size_t HttpConnection::readSome(char* data, size_t size, boost::system::error_co
     if (!tls_) {
         return socket_.read_some(boost::asio::buffer(data, size), ec);
     }
+    size_t got = tlsReadOutcome(tls_->read(data, size), ec);
+    if (ec == boost::asio::error::connection_aborted) {
+        log::info("TLS error reading from {}: {}", remote_.text(), tls_->error());
+    }
+    return got;
+}
+
+size_t HttpConnection::tlsReadOutcome(const tls::IoResult& result, boost::system::error_code& ec) {
     tls_read_wants_write_ = false;
-    tls::IoResult result = tls_->read(data, size);
     switch (result.status) {
         case tls::IoStatus::Done:
             ec = {};
@@ -187,7 +194,6 @@ size_t HttpConnection::readSome(char* data, size_t size, boost::system::error_co
         case tls::IoStatus::Failed:
             break;
     }
-    log::info("TLS error reading from {}: {}", remote_.text(), tls_->error());
     ec = boost::asio::error::connection_aborted;
     return 0;
 }
@@ -213,27 +219,7 @@ size_t HttpConnection::peekSome(char* data, size_t size, boost::system::error_co
             return 0;
         }
     }
-    tls_read_wants_write_ = false;
-    tls::IoResult result = tls_->peek(data, size);
-    switch (result.status) {
-        case tls::IoStatus::Done:
-            ec = {};
-            return result.bytes;
-        case tls::IoStatus::WantWrite:
-            tls_read_wants_write_ = true;
-            ec = boost::asio::error::would_block;
-            return 0;
-        case tls::IoStatus::WantRead:
-            ec = boost::asio::error::would_block;
-            return 0;
-        case tls::IoStatus::Closed:
-            ec = boost::asio::error::eof;
-            return 0;
-        case tls::IoStatus::Failed:
-            break;
-    }
-    ec = boost::asio::error::connection_aborted;
-    return 0;
+    return tlsReadOutcome(tls_->peek(data, size), ec);
 }
 
 size_t HttpConnection::writeTls(const char* data, size_t size, boost::system::error_code& ec) {

@@ -107,6 +107,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     // Like readSome(), but the bytes stay to be read (decrypted ones with
     // TLS: a close_notify counts as the end, not as bytes).
     size_t peekSome(char* data, size_t size, boost::system::error_code& ec);
+    // A TLS read's or peek's result in readSome()'s terms (connection_aborted
+    // for a failure).
+    size_t tlsReadOutcome(const tls::IoResult& result, boost::system::error_code& ec);
     // Writes what fits now (would_block when nothing does). `more`: more
     // bytes follow at once (MSG_MORE on plain TCP).
     size_t writeSome(const char* data, size_t size, boost::system::error_code& ec,
