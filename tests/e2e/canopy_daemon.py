@@ -1,5 +1,6 @@
 """Runs the real canopyd for a test and talks to its control socket."""
 
+import atexit
 import http.client
 import json
 import os
@@ -50,6 +51,20 @@ class Answer:
         return f"Answer({self.status}, {self.body!r})"
 
 
+# Daemons started and not stopped yet. A fixture whose set-up fails after
+# start() never reaches its close(); whatever is left is stopped when the
+# test run ends, so no daemon outlives the run that started it.
+_running = set()
+
+
+def _stop_leftover_daemons():
+    for daemon in list(_running):
+        daemon.close()
+
+
+atexit.register(_stop_leftover_daemons)
+
+
 class Canopy:
     """One canopyd in the foreground, in a private temporary directory."""
 
@@ -81,6 +96,7 @@ class Canopy:
 
     def start(self):
         self.process = subprocess.Popen(self.arguments(), stdin=subprocess.DEVNULL)
+        _running.add(self)
         ready = wait_until(lambda: self.control.exists() and self._answers(), timeout=15)
         assert ready, f"canopyd did not come up:\n{self.log()}"
         return self
@@ -98,6 +114,7 @@ class Canopy:
             self.process.send_signal(sig)
         code = self.process.wait(timeout=15)
         self.process = None
+        _running.discard(self)
         return code
 
     def restart(self):
