@@ -1,7 +1,6 @@
 #include "asgi_binding.h"
 
 #include <cctype>
-#include <string_view>
 
 #include "asgi_server_source.h"  // kAsgiServerSource, generated from asgi_server.py
 #include "python_runtime.h"
@@ -9,10 +8,6 @@
 namespace canopy::python {
 
 namespace {
-
-std::string_view view(canopy_str_t text) {
-    return {text.data, text.length};
-}
 
 PyObject* bytesOf(canopy_str_t text) {
     return PyBytes_FromStringAndSize(text.data, static_cast<Py_ssize_t>(text.length));
@@ -122,6 +117,8 @@ PyObject* get_app_target(PyObject* object, void*) {
 }
 
 // [(name, value), ...] as bytes, names in lower case (ASGI), in order.
+// Built with the concrete constructors (no format string, no temporary
+// string): it runs once per request.
 PyObject* requestHeaders(PyObject* object, PyObject*) {
     auto* self = reinterpret_cast<RequestObject*>(object);
     if (!requireOpen(self)) {
@@ -135,15 +132,28 @@ PyObject* requestHeaders(PyObject* object, PyObject*) {
         if (canopy_request_header(self->request, index, &name, &value) != CANOPY_OK) {
             continue;
         }
-        std::string lower(view(name));
-        for (char& c : lower) {
-            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        PyObject* lower = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(name.length));
+        PyObject* raw_value = lower == nullptr ? nullptr : bytesOf(value);
+        if (raw_value == nullptr) {
+            Py_XDECREF(lower);
+            Py_CLEAR(list);
+            break;
         }
-        PyObject* pair =
-            Py_BuildValue("(y#y#)", lower.data(), static_cast<Py_ssize_t>(lower.size()), value.data,
-                          static_cast<Py_ssize_t>(value.length));
-        if (pair == nullptr || PyList_Append(list, pair) != 0) {
-            Py_XDECREF(pair);
+        char* out = PyBytes_AS_STRING(lower);
+        for (size_t at = 0; at < name.length; ++at) {
+            out[at] = static_cast<char>(std::tolower(static_cast<unsigned char>(name.data[at])));
+        }
+        PyObject* pair = PyTuple_New(2);
+        if (pair == nullptr) {
+            Py_DECREF(lower);
+            Py_DECREF(raw_value);
+            Py_CLEAR(list);
+            break;
+        }
+        PyTuple_SET_ITEM(pair, 0, lower);
+        PyTuple_SET_ITEM(pair, 1, raw_value);
+        if (PyList_Append(list, pair) != 0) {
+            Py_DECREF(pair);
             Py_CLEAR(list);
             break;
         }

@@ -296,7 +296,11 @@ class Worker:
         # (and a thread whose loop is busy leaves the queue to the others).
         code = self.context.run_once()
         if code == _canopy.OK:
-            self.wake()  # there may be more: look again next turn
+            # There may be more: look again next turn (wake(), inlined: this
+            # runs once per request).
+            if not self.pump_scheduled:
+                self.pump_scheduled = True
+                self.loop.call_soon(self.pump, None)
         elif code == _canopy.QUIT:
             self.loop.stop()
         elif code == _canopy.ERROR:
@@ -426,8 +430,14 @@ class Cycle:
             self.worker.finished(self)
 
     async def run(self):
+        target = self.target
         try:
-            await self.target.call(self.scope, self.receive, self.send)
+            if target.asgi3:
+                # Awaited here rather than through Target.call: one
+                # coroutine less per request.
+                await target.app(self.scope, self.receive, self.send)
+            else:
+                await target.call(self.scope, self.receive, self.send)
         except asyncio.CancelledError:
             self.finish(False)
             raise
@@ -475,11 +485,14 @@ class HttpCycle(Cycle):
         self.body_sent = 0
         self.head_sent = False
         self.complete = False
-        self.disconnect_event = asyncio.Event()
+        # Made only when receive() has to wait for the end: most
+        # applications never call receive() again after their body.
+        self.disconnect_event = None
 
     def on_close(self):
         super().on_close()
-        self.disconnect_event.set()
+        if self.disconnect_event is not None:
+            self.disconnect_event.set()
 
     async def receive(self):
         if self.gone or self.complete:
@@ -489,6 +502,8 @@ class HttpCycle(Cycle):
                 self.body_delivered = True
                 return {"type": "http.request", "body": b"", "more_body": False}
             # Nothing more to read: the next event is the client leaving.
+            if self.disconnect_event is None:
+                self.disconnect_event = asyncio.Event()
             await self.disconnect_event.wait()
             return {"type": "http.disconnect"}
         while True:
@@ -565,14 +580,27 @@ class HttpCycle(Cycle):
                                        f"{self.body_sent} of its Content-Length "
                                        f"({self.announced_length}) bytes")
                 self.complete = True
-                self.disconnect_event.set()
+                if self.disconnect_event is not None:
+                    self.disconnect_event.set()
                 self.finish(True)
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r} for an HTTP request")
 
     async def write(self, body):
-        view = memoryview(body).cast("B")
-        offset = 0
+        if type(body) is bytes:
+            # Most bodies fit the credit at once: no view, no slice.
+            try:
+                written = self.request.write(body)
+            except ConnectionError:
+                self.on_close()
+                raise ClientDisconnected("the client has gone") from None
+            if written == len(body):
+                return
+            view = memoryview(body)
+            offset = written
+        else:
+            view = memoryview(body).cast("B")
+            offset = 0
         while offset < len(view):
             try:
                 written = self.request.write(view[offset:])
