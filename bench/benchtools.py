@@ -28,6 +28,22 @@ class ConfigurationRefused(BenchError):
     code = EXIT_REFUSED
 
 
+def require_canopyd(path, targets="canopyd"):
+    if not os.access(path, os.X_OK):
+        raise BenchError(f"no canopyd at {path}: build it (cmake --preset release && cmake "
+                         f"--build build/release --target {targets}) or pass --canopyd")
+
+
+def require_wrk():
+    if shutil.which("wrk") is None:
+        raise BenchError("wrk is not installed: apt-get install wrk")
+
+
+def require_nginx(alternative=""):
+    if nginx_binary() is None:
+        raise BenchError(f"nginx is not installed: apt-get install nginx{alternative}")
+
+
 def default_build():
     release = ROOT / "build" / "release"
     return release if (release / "bin" / "canopyd").exists() else ROOT / "build" / "dev"

@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from canopy_daemon import Canopy, wait_until  # noqa: E402
 from benchtools import (BenchError, ConfigurationRefused, default_build,  # noqa: E402,F401
-                        fetch, free_port, nginx_binary, parse_wrk, positive, wrk)
+                        fetch, free_port, nginx_binary, parse_wrk, positive,
+                        require_canopyd, require_nginx, require_wrk, wrk)
 
 GREETING = "Hello, world!\n"
 APP_NAME = "hello-cpp"
@@ -74,18 +75,15 @@ def parse_arguments(argv=None):
 
 
 def check_prerequisites(arguments):
-    if not os.access(arguments.canopyd, os.X_OK):
-        raise BenchError(f"no canopyd at {arguments.canopyd}: build it (cmake --preset release "
-                         "&& cmake --build --preset release) or pass --canopyd")
+    require_canopyd(arguments.canopyd, "canopyd canopy-hello-cpp")
     if not os.access(arguments.app, os.X_OK):
         raise BenchError(f"no canopy-hello-cpp at {arguments.app}: build it (cmake --build "
                          "--preset release --target canopy-hello-cpp) or pass --app")
     if arguments.check:
         return
-    if shutil.which("wrk") is None:
-        raise BenchError("wrk is not installed: apt-get install wrk")
-    if not arguments.no_nginx and nginx_binary() is None:
-        raise BenchError("nginx is not installed: apt-get install nginx, or pass --no-nginx")
+    require_wrk()
+    if not arguments.no_nginx:
+        require_nginx(", or pass --no-nginx")
 
 
 # ---- the processes of a daemon, from /proc ------------------------------------

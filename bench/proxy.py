@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from canopy_daemon import Canopy, wait_until  # noqa: E402
 from benchtools import (BenchError, free_port, nginx_binary, parse_wrk,  # noqa: E402,F401
-                        positive, wrk)
+                        positive, require_canopyd, require_nginx, require_wrk, wrk)
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 BACKEND_MARK = "X-Bench-Backend"  # set by the backend: proves the answer went through
@@ -57,13 +57,9 @@ def parse_arguments(argv=None):
 
 
 def check_prerequisites(arguments):
-    if not os.access(arguments.canopyd, os.X_OK):
-        raise BenchError(f"no canopyd at {arguments.canopyd}: build it (cmake --preset release "
-                         "&& cmake --build build/release --target canopyd) or pass --canopyd")
-    if shutil.which("wrk") is None:
-        raise BenchError("wrk is not installed: apt-get install wrk")
-    if nginx_binary() is None:
-        raise BenchError("nginx is not installed: apt-get install nginx")
+    require_canopyd(arguments.canopyd)
+    require_wrk()
+    require_nginx()
 
 
 # ---- the servers ----------------------------------------------------------------

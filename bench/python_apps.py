@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from canopy_daemon import Canopy, wait_until  # noqa: E402
 from benchtools import (BenchError, CLOCK_TICKS, cpu_ticks, default_build, free_port,  # noqa: E402
-                        parse_wrk, positive, process_tree)
+                        parse_wrk, positive, process_tree, require_canopyd, require_wrk)
 from external_app import process_table, read_status_kib  # noqa: E402
 
 APPS = Path(__file__).resolve().parent / "python_apps"
@@ -135,14 +135,12 @@ def parse_arguments(argv=None):
 
 def check_prerequisites(arguments):
     if "canopy" in arguments.servers:
-        if not os.access(arguments.canopyd, os.X_OK):
-            raise BenchError(f"no canopyd at {arguments.canopyd}: build it (cmake --preset "
-                             "release && cmake --build --preset release) or pass --canopyd")
+        require_canopyd(arguments.canopyd, "canopyd canopy_module_python")
         if not list(arguments.modules.glob("python*.canopy.so")):
             raise BenchError(f"no Python module in {arguments.modules}: build it (cmake "
                              "--build --preset release --target canopy_module_python)")
-    if not arguments.check and shutil.which("wrk") is None:
-        raise BenchError("wrk is not installed: apt-get install wrk")
+    if not arguments.check:
+        require_wrk()
 
 
 # ---- the processes of a server, from /proc -------------------------------------

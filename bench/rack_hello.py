@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from canopy_daemon import Canopy, wait_until  # noqa: E402
 from benchtools import (BenchError, ConfigurationRefused, cpu_seconds,  # noqa: E402
-                        default_build, fetch, free_port, positive, process_tree, rss_kib, wrk)
+                        default_build, fetch, free_port, positive, process_tree,
+                        require_canopyd, require_wrk, rss_kib, wrk)
 
 APP = Path(__file__).resolve().parent / "rack_hello" / "config.ru"
 GREETING = "Hello, world!\n"
@@ -86,17 +87,14 @@ def parse_arguments(argv=None):
 
 
 def check_prerequisites(arguments):
-    if not os.access(arguments.canopyd, os.X_OK):
-        raise BenchError(f"no canopyd at {arguments.canopyd}: build it (cmake --preset release "
-                         "&& cmake --build build/release --target canopyd canopy_module_ruby) "
-                         "or pass --canopyd")
+    require_canopyd(arguments.canopyd, "canopyd canopy_module_ruby")
     if not list(arguments.modules.glob("ruby*.canopy.so")):
         raise BenchError(f"no Ruby module in {arguments.modules}: build it (cmake --build "
                          "build/release --target canopy_module_ruby)")
     if puma_binary() is None:
         raise BenchError("puma is not installed: apt-get install puma")
-    if not arguments.check and shutil.which("wrk") is None:
-        raise BenchError("wrk is not installed: apt-get install wrk")
+    if not arguments.check:
+        require_wrk()
 
 
 def puma_binary():

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from canopy_daemon import Canopy, wait_until  # noqa: E402
 from benchtools import (BenchError, free_port, nginx_binary, parse_wrk,  # noqa: E402,F401
-                        positive, wrk)
+                        positive, require_canopyd, require_nginx, require_wrk, wrk)
 
 # name -> size; the label is what the table says.
 FILES = {"1k.bin": 1024, "1m.bin": 1024 * 1024}
@@ -59,13 +59,9 @@ def parse_arguments(argv=None):
 
 
 def check_prerequisites(arguments):
-    if not os.access(arguments.canopyd, os.X_OK):
-        raise BenchError(f"no canopyd at {arguments.canopyd}: build it (cmake --preset release "
-                         "&& cmake --build --preset release) or pass --canopyd")
-    if shutil.which("wrk") is None:
-        raise BenchError("wrk is not installed: apt-get install wrk")
-    if nginx_binary() is None:
-        raise BenchError("nginx is not installed: apt-get install nginx")
+    require_canopyd(arguments.canopyd)
+    require_wrk()
+    require_nginx()
 
 
 # ---- the files -------------------------------------------------------------------
