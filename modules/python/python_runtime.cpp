@@ -4,14 +4,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <nlohmann/json.hpp>
+
+#include "canopy/module_log.hpp"
 
 namespace canopy::python {
 
 namespace {
 
-std::atomic<canopy_task_t*> log_task{nullptr};
+canopy::ModuleLog module_log("python");
 
 bool isFile(const std::string& path) {
     struct stat status {};
@@ -201,31 +202,15 @@ std::string startInterpreter(const PythonOptions& options) {
 }
 
 void setLogTask(canopy_task_t* task) {
-    log_task.store(task);
+    module_log.attach(task);
 }
 
 void logLine(canopy_log_level_t level, const std::string& message) {
-    canopy_task_t* task = log_task.load();
-    if (task != nullptr && task->host_log != nullptr) {
-        task->host_log(task, level, message.c_str());
-    } else {
-        std::string line = "python: " + message + "\n";
-        (void)!::write(2, line.data(), line.size());
-    }
+    module_log.line(level, message);
 }
 
 void logLines(canopy_log_level_t level, const std::string& text) {
-    size_t start = 0;
-    while (start < text.size()) {
-        size_t end = text.find('\n', start);
-        if (end == std::string::npos) {
-            end = text.size();
-        }
-        if (end > start) {
-            logLine(level, text.substr(start, end - start));
-        }
-        start = end + 1;
-    }
+    module_log.lines(level, text);
 }
 
 std::string takeExceptionText() {

@@ -2,19 +2,19 @@
 
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "canopy/module_log.hpp"
 #include "rack_objects.h"
 
 namespace canopy::ruby {
 
 namespace {
 
-std::atomic<canopy_task_t*> log_task{nullptr};
+canopy::ModuleLog module_log("ruby");
 
 VALUE canopy_module = Qnil;
 ID id_load_hooks = 0;
@@ -265,31 +265,15 @@ std::string parseOptions(const char* json, size_t length, RubyOptions& options) 
 }
 
 void setLogTask(canopy_task_t* task) {
-    log_task.store(task);
+    module_log.attach(task);
 }
 
 void logLine(canopy_log_level_t level, const std::string& message) {
-    canopy_task_t* task = log_task.load();
-    if (task != nullptr && task->host_log != nullptr) {
-        task->host_log(task, level, message.c_str());
-    } else {
-        std::string line = "ruby: " + message + "\n";
-        (void)!::write(2, line.data(), line.size());
-    }
+    module_log.line(level, message);
 }
 
 void logLines(canopy_log_level_t level, const std::string& text) {
-    size_t start = 0;
-    while (start < text.size()) {
-        size_t end = text.find('\n', start);
-        if (end == std::string::npos) {
-            end = text.size();
-        }
-        if (end > start) {
-            logLine(level, text.substr(start, end - start));
-        }
-        start = end + 1;
-    }
+    module_log.lines(level, text);
 }
 
 std::string startRuby(const RubyOptions& options) {
