@@ -9,11 +9,15 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from canopy_daemon import Canopy  # noqa: E402
 EXIT_FAILED, EXIT_REFUSED = 1, 3
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -42,6 +46,19 @@ def require_wrk():
 def require_nginx(alternative=""):
     if nginx_binary() is None:
         raise BenchError(f"nginx is not installed: apt-get install nginx{alternative}")
+
+
+def start_canopy(canopyd, modules=None):
+    """canopyd started by the end-to-end tests' harness, with the modules
+    from `modules` (default: the build's modules/ beside bin/, or none)."""
+    os.environ["CANOPYD"] = str(canopyd)
+    modules = Path(modules) if modules is not None else Path(canopyd).parent.parent / "modules"
+    daemon = Canopy(modules_dir=modules if modules.is_dir() else tempfile.gettempdir())
+    try:
+        daemon.start()
+    except AssertionError as error:
+        raise BenchError(f"canopyd did not start: {error}") from None
+    return daemon
 
 
 def default_build():

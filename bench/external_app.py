@@ -29,8 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from canopy_daemon import Canopy, wait_until  # noqa: E402
-from benchtools import (BenchError, ConfigurationRefused, default_build,  # noqa: E402,F401
+from canopy_daemon import Canopy, wait_until  # noqa: E402,F401
+from benchtools import (start_canopy, BenchError, ConfigurationRefused, default_build,  # noqa: E402,F401
                         fetch, free_port, nginx_binary, parse_wrk, positive,
                         require_canopyd, require_nginx, require_wrk, wrk)
 
@@ -209,13 +209,7 @@ class CanopyWithApp:
         self.port = None
 
     def __enter__(self):
-        os.environ["CANOPYD"] = str(self.arguments.canopyd)
-        modules = self.arguments.modules
-        self.daemon = Canopy(modules_dir=modules if modules.is_dir() else tempfile.gettempdir())
-        try:
-            self.daemon.start()
-        except AssertionError as error:
-            raise BenchError(f"canopyd did not start: {error}") from None
+        self.daemon = start_canopy(self.arguments.canopyd, self.arguments.modules)
         try:
             self._configure()
         except BaseException:

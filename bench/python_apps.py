@@ -50,8 +50,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from canopy_daemon import Canopy, wait_until  # noqa: E402
-from benchtools import (BenchError, CLOCK_TICKS, cpu_ticks, default_build, free_port,  # noqa: E402
+from canopy_daemon import wait_until  # noqa: E402
+from benchtools import (start_canopy, BenchError, CLOCK_TICKS, cpu_ticks, default_build, free_port,  # noqa: E402
                         parse_wrk, positive, process_tree, require_canopyd, require_wrk)
 from external_app import process_table, read_status_kib  # noqa: E402
 
@@ -438,12 +438,7 @@ class RunningCanopy:
         return self.daemon.process.pid
 
     def __enter__(self):
-        os.environ["CANOPYD"] = str(self.arguments.canopyd)
-        self.daemon = Canopy(modules_dir=self.arguments.modules)
-        try:
-            self.daemon.start()
-        except AssertionError as error:
-            raise BenchError(f"canopyd did not start: {error}") from None
+        self.daemon = start_canopy(self.arguments.canopyd, self.arguments.modules)
         try:
             self._configure()
         except BaseException:

@@ -31,8 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from canopy_daemon import Canopy, wait_until  # noqa: E402
-from benchtools import (BenchError, ConfigurationRefused, cpu_seconds,  # noqa: E402
+from canopy_daemon import wait_until  # noqa: E402
+from benchtools import (start_canopy, BenchError, ConfigurationRefused, cpu_seconds,  # noqa: E402
                         default_build, fetch, free_port, positive, process_tree,
                         require_canopyd, require_wrk, rss_kib, wrk)
 
@@ -142,12 +142,7 @@ class CanopyServer:
         self.port = free_port()
 
     def __enter__(self):
-        os.environ["CANOPYD"] = str(self.arguments.canopyd)
-        self.daemon = Canopy(modules_dir=self.arguments.modules)
-        try:
-            self.daemon.start()
-        except AssertionError as error:
-            raise BenchError(f"canopyd did not start: {error}") from None
+        self.daemon = start_canopy(self.arguments.canopyd, self.arguments.modules)
         try:
             answer = self.daemon.put("/config", canopy_configuration(
                 self.port, self.arguments.processes, self.threads))

@@ -29,8 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from canopy_daemon import Canopy, wait_until  # noqa: E402
-from benchtools import (BenchError, free_port, nginx_binary, parse_wrk,  # noqa: E402,F401
+from canopy_daemon import wait_until  # noqa: E402
+from benchtools import (start_canopy, BenchError, free_port, nginx_binary, parse_wrk,  # noqa: E402,F401
                         positive, require_canopyd, require_nginx, require_wrk, wrk)
 
 # name -> size; the label is what the table says.
@@ -104,13 +104,7 @@ def canopy_configuration(port, directory, listen_threads):
 
 
 def bench_canopy(arguments, directory):
-    os.environ["CANOPYD"] = str(arguments.canopyd)
-    modules = arguments.canopyd.parent.parent / "modules"
-    daemon = Canopy(modules_dir=modules if modules.is_dir() else tempfile.gettempdir())
-    try:
-        daemon.start()
-    except AssertionError as error:
-        raise BenchError(f"canopyd did not start: {error}") from None
+    daemon = start_canopy(arguments.canopyd)
     try:
         port = free_port()
         answer = daemon.put("/config", canopy_configuration(port, directory,
