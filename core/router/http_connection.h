@@ -178,6 +178,10 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
                      uint64_t done, bool end);
     void appWritten(size_t pieces, bool end);
     void finishApplication();
+    // The access-log line of an answer that went out with `fields` (an app's
+    // or an upstream's), when the configuration logs; `view` is the request.
+    void recordAnswer(routing::RequestView& view, int status, uint64_t body_bytes,
+                      const std::vector<std::pair<std::string, std::string>>& fields);
     void answerAppError(int status);
     void readFrames();
     void waitFrames();

@@ -639,20 +639,27 @@ void HttpConnection::appWritten(size_t pieces, bool end) {
     armTimer(app.body_done ? std::chrono::seconds(86400) : snapshot_->http.body_read_timeout);
 }
 
+void HttpConnection::recordAnswer(routing::RequestView& view, int status, uint64_t body_bytes,
+                                  const std::vector<std::pair<std::string, std::string>>& fields) {
+    if (!snapshot_->access_log) {
+        return;
+    }
+    std::vector<routing::Header> sent;
+    sent.reserve(fields.size());
+    for (const auto& [name, value] : fields) {
+        sent.push_back({name, value});
+    }
+    view.response.status = status;
+    view.response.body_bytes_sent = body_bytes;
+    view.response.headers = sent;
+    view.end_time = std::chrono::steady_clock::now();
+    snapshot_->access_log->record(view);
+    view.response.headers = {};  // they point into `sent`
+}
+
 void HttpConnection::finishApplication() {
     std::unique_ptr<AppRequest> app = std::move(app_);
-    if (snapshot_->access_log) {
-        std::vector<routing::Header> sent;
-        sent.reserve(app->sent_fields.size());
-        for (const auto& [name, value] : app->sent_fields) {
-            sent.push_back({name, value});
-        }
-        app->view.response.status = status_;
-        app->view.response.body_bytes_sent = app->bytes_sent;
-        app->view.response.headers = sent;
-        app->view.end_time = std::chrono::steady_clock::now();
-        snapshot_->access_log->record(app->view);
-    }
+    recordAnswer(app->view, status_, app->bytes_sent, app->sent_fields);
     if (!keep_alive_ || !app->body_done) {
         // Unread body bytes would be taken for the next request.
         shutdownSend();

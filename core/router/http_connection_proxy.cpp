@@ -832,18 +832,7 @@ void HttpConnection::proxyFinish() {
             proxy->upstream.reset();
         }
     }
-    if (snapshot_->access_log) {
-        std::vector<routing::Header> sent;
-        sent.reserve(proxy->sent_fields.size());
-        for (const auto& [name, value] : proxy->sent_fields) {
-            sent.push_back({name, value});
-        }
-        proxy->view.response.status = status_;
-        proxy->view.response.body_bytes_sent = proxy->bytes_sent;
-        proxy->view.response.headers = sent;
-        proxy->view.end_time = std::chrono::steady_clock::now();
-        snapshot_->access_log->record(proxy->view);
-    }
+    recordAnswer(proxy->view, status_, proxy->bytes_sent, proxy->sent_fields);
     if (!keep_alive_ || !proxy->body_done) {
         // Unread body bytes would be taken for the next request.
         shutdownSend();
@@ -950,17 +939,7 @@ void HttpConnection::proxyStartTunnel(size_t head_size) {
     proxy.in_begin += head_size;
     proxy.out_head.append(proxy.in.data() + proxy.in_begin, proxy.in_end - proxy.in_begin);
     proxy.in_begin = proxy.in_end = 0;
-    if (snapshot_->access_log) {
-        std::vector<routing::Header> sent;
-        for (const auto& [name, value] : proxy.sent_fields) {
-            sent.push_back({name, value});
-        }
-        proxy.view.response.status = 101;
-        proxy.view.response.headers = sent;
-        proxy.view.end_time = std::chrono::steady_clock::now();
-        snapshot_->access_log->record(proxy.view);
-        proxy.view.response.headers = {};
-    }
+    recordAnswer(proxy.view, 101, proxy.view.response.body_bytes_sent, proxy.sent_fields);
     // Bytes the client sent after its handshake go first.
     proxy.tunnel_buffer.assign(buffer_.begin() + static_cast<ptrdiff_t>(proxy.consumed_end),
                                buffer_.begin() + static_cast<ptrdiff_t>(end_));
